@@ -1,0 +1,69 @@
+# One set of commands for people, CI (.ci/run) and the GitHub workflow.
+# `make render` installs the compiler and renders examples/; `make test` installs
+# everything (system packages, the venv with the CPU torch wheel) and runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# torch is pinned and installed first so that pip takes the local CPU wheel and
+# never resolves a multi-GB CUDA build as a dependency of transformers/peft.
+TORCH_PIN := torch==2.13.0
+SYSTEM_PKGS := docker-registry skopeo apache2-utils
+
+.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune schema clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.core: $(BIN)/activate pyproject.toml
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.full: $(BIN)/activate pyproject.toml
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[runtime,test,dev]'
+	touch $@ $(VENV)/.core
+
+system-deps:
+	@missing=""; for b in docker-registry skopeo htpasswd; do command -v $$b >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
+	fi
+
+render: $(VENV)/.core
+	$(BIN)/kaito-gen render examples/workspaces -o examples/rendered
+
+lint: $(VENV)/.full
+	$(BIN)/ruff check generator gpu-runtime tests bench
+	$(BIN)/ruff format --check generator gpu-runtime tests bench
+
+typecheck: $(VENV)/.full
+	$(BIN)/mypy
+
+unit: $(VENV)/.full system-deps
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test: lint typecheck unit
+
+check: $(VENV)/.core
+	$(BIN)/kaito-gen render examples/workspaces -o examples/rendered --check
+
+schema: $(VENV)/.core
+	$(BIN)/kaito-gen schema
+
+bench: bench-render bench-serve bench-tune
+
+bench-render: $(VENV)/.full
+	$(PY) bench/render_bench.py --write BENCHMARKS.md
+
+bench-serve: $(VENV)/.full
+	$(PY) gpu-runtime/bench/serve_bench.py --write BENCHMARKS.md
+
+bench-tune: $(VENV)/.full
+	$(PY) gpu-runtime/bench/tune_bench.py --write BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
