@@ -1,0 +1,1 @@
+"""Emitters: one module per manifest kind, applied in the order of EMITTERS."""

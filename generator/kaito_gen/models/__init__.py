@@ -1,0 +1,1 @@
+"""Frozen input and configuration models."""

@@ -1,0 +1,64 @@
+"""Every fact about the target environment, as one explicit input.
+
+Kaito reads these from operator flags, environment variables and the live
+cluster. kaito-gen is pure, so they arrive here instead: from ``kaito-gen.yaml``
+and command-line flags, merged at the CLI edge and passed down frozen.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, StrictBool, StrictStr
+
+from .base import Frozen
+
+TargetCloud = Literal["azure", "aws", "arc", "byo"]
+
+
+class NodeClassRef(Frozen):
+    group: StrictStr
+    kind: StrictStr
+    name: StrictStr
+
+
+DEFAULT_NODE_CLASSES: dict[str, NodeClassRef] = {
+    # AKS node auto-provisioning (NAP) serves AKSNodeClass as karpenter.azure.com/v1beta1.
+    "azure": NodeClassRef(group="karpenter.azure.com", kind="AKSNodeClass", name="default"),
+    "aws": NodeClassRef(group="karpenter.k8s.aws", kind="EC2NodeClass", name="default"),
+}
+
+
+class Features(Frozen):
+    # Static capacity (NodePool spec.replicas) needs Karpenter's StaticCapacity gate,
+    # which is off by default and missing from some NAP releases: opt-in only.
+    nodepool_replicas: StrictBool = False
+    # A PodDisruptionBudget that keeps voluntary evictions off inference pods.
+    pod_disruption_budget: StrictBool = True
+    # Emit the single-node inference workload as a Deployment (seed-era Kaito)
+    # instead of a StatefulSet.
+    single_node_deployment: StrictBool = False
+
+
+class Target(Frozen):
+    """Where the bundle will run. Defaults mirror Kaito's chart defaults."""
+
+    cloud: TargetCloud = "azure"
+    node_class: NodeClassRef | None = None
+    registry: StrictStr = "ghcr.io/kaito-gen"
+    runtime_tag: StrictStr = "0.1.0"
+    kubernetes_version: StrictStr = Field(default="1.32", pattern=r"^1\.\d+$")
+    default_namespace: StrictStr = "default"
+    # StorageClass for the model-weights volume on NVMe SKUs; None → emptyDir.
+    weights_storage_class: StrictStr | None = None
+    allow_secrets: StrictBool = False
+    features: Features = Features()
+
+    @property
+    def runtime_image(self) -> str:
+        return f"{self.registry.rstrip('/')}/kaito-runtime:{self.runtime_tag}"
+
+    def resolved_node_class(self) -> NodeClassRef | None:
+        if self.node_class is not None:
+            return self.node_class
+        return DEFAULT_NODE_CLASSES.get(self.cloud)

@@ -1,0 +1,113 @@
+"""`kaito-data`: console script for the tuning Job's data init container.
+
+    kaito-data fetch URL... --dest /mnt/data
+
+stdout gets one JSON line per downloaded file ({"url", "file", "bytes", "sha256"}); progress and errors go
+to stderr as `kaito-data: ...` lines. Exit codes: 0 all files downloaded, 1 a download failed, 2 bad
+arguments or an unusable URL, 3 a URL refused by the SSRF policy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from kaito_runtime.data.errors import FetchError
+from kaito_runtime.data.fetch import FetchOptions, FetchResult, fetch_all
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(text: str) -> int:
+    """`1048576`, `500M`, `2Gi`, `10GiB` -> bytes (k/m/g/t decimal, ki/mi/gi/ti binary)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size (examples: 1048576, 500M, 2Gi)")
+    number, unit = int(match.group(1)), str(match.group(2) or "").lower().rstrip("b")
+    if unit.endswith("i"):
+        return number * int(1024 ** ("kmgt".index(unit[0]) + 1))
+    return number * _UNITS[unit]
+
+
+def _log(message: str) -> None:
+    click.echo(f"kaito-data: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Tuning-input tools for kaito-gen's tuning Job."""
+
+
+@main.command(
+    epilog="Exit codes: 0 ok, 1 download failed, 2 bad arguments or URL, 3 refused by the SSRF policy."
+)
+@click.argument("urls", nargs=-1, required=True)
+@click.option(
+    "--dest", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write to."
+)
+@click.option("--max-bytes", default="50Gi", show_default=True, help="Size cap per file (e.g. 500M, 2Gi).")
+@click.option("--attempts", default=3, show_default=True, type=click.IntRange(1, 20), help="Tries per URL.")
+@click.option(
+    "--backoff",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0, 300),
+    help="First retry delay (s); doubles.",
+)
+@click.option(
+    "--timeout", default=120.0, show_default=True, type=click.FloatRange(1), help="Socket idle timeout (s)."
+)
+@click.option(
+    "--unsafe-allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="TESTS ONLY: exempt this exact host from the SSRF rules (e.g. 127.0.0.1). Never used by kaito-gen.",
+)
+def fetch(
+    *,
+    urls: tuple[str, ...],
+    dest: Path,
+    max_bytes: str,
+    attempts: int,
+    backoff: float,
+    timeout: float,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Download each URL into DEST, named after the last segment of its path.
+
+    Only http(s). Local, private, link-local and cloud-metadata hosts are refused, also when a public
+    name resolves to them or a redirect points at them. A file appears only once it is complete.
+    """
+    options = FetchOptions(
+        dest=dest,
+        max_bytes=parse_size(max_bytes),
+        attempts=attempts,
+        backoff_s=backoff,
+        read_timeout_s=timeout,
+        connect_timeout_s=min(30.0, timeout),
+        allow_hosts=frozenset(allow_hosts),
+    )
+    if allow_hosts:
+        hosts = ", ".join(sorted(allow_hosts))
+        _log(f"WARNING: SSRF rules disabled for {hosts} (--unsafe-allow-host, tests only)")
+    try:
+        results = fetch_all(urls, options, _log)
+    except FetchError as exc:
+        _log(f"error: {exc.render()}")
+        sys.exit(exc.exit_code)
+    for result in results:
+        click.echo(_result_line(result))
+    _log(f"fetched {len(results)} file(s) into {dest}")
+
+
+def _result_line(result: FetchResult) -> str:
+    return json.dumps(
+        {"url": result.url, "file": str(result.path), "bytes": result.size, "sha256": result.sha256},
+        sort_keys=True,
+    )

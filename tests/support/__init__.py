@@ -1,0 +1,1 @@
+"""Shared test helpers: the manifest validator every test uses (see manifests.py)."""
