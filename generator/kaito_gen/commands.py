@@ -6,8 +6,10 @@ import click
 
 
 def register(group: click.Group) -> None:
+    from .diff_cmd import diff
     from .presets_cmd import presets
 
+    group.add_command(diff)
     group.add_command(presets)
     try:
         from .status import status

@@ -24,8 +24,8 @@ ObjectMeta schema because CRDs declare it only as ``{type: object}``.
 
 Each schema node is translated exactly once (translating ``properties`` twice per
 level makes the work exponential in depth), and validators are compiled lazily
-and cached per (apiVersion, kind): a catalog holding the 1.4 MB Argo CD
-ApplicationSet CRD costs nothing until an ApplicationSet is validated.
+and cached per (apiVersion, kind): once loaded, the 1.4 MB Argo CD ApplicationSet
+CRD costs nothing more until an ApplicationSet is validated.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ class _Yaml12Resolver(VersionedResolver):
 
 def _crd_yaml() -> YAML:
     # typ="safe" builds plain dicts/lists; pure=False takes libyaml's C parser when
-    # ruamel.yaml.clibz is installed (5x faster than the pure-Python parser on these CRDs).
+    # ruamel.yaml.clib is installed (5x faster than the pure-Python parser on these CRDs).
     loader = YAML(typ="safe", pure=False)
     loader.Resolver = _Yaml12Resolver
     return loader
@@ -476,7 +476,7 @@ def _check_keyword(key: str, value: Any, path: tuple[str, ...]) -> None:
     """The Draft 4 metaschema's rules for the keywords a structural schema may use."""
     ok = True
     if key == "type":
-        ok = value in _TYPES
+        ok = isinstance(value, str) and value in _TYPES
     elif key in _COUNTS:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
     elif key in _NUMBERS:

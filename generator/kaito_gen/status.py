@@ -888,6 +888,8 @@ def fetch_objects(api_client: Any, host: str, namespace: str | None, workspace: 
         )
         if found is not None:
             nodepools.append(found)
+        if "nodepools" in unreadable:  # readiness is Unknown without the NodePool; skip its claims
+            continue
         claims = _optional(
             reader,
             unreadable,
@@ -950,7 +952,9 @@ def _optional(
                 unreadable[resource] = f"the cluster does not serve {resource} (is Karpenter installed?)"
             return None
         if failure.code == 403:
-            unreadable[resource] = f"forbidden to read {resource}: {failure.message}"
+            unreadable[resource] = (
+                f"forbidden (403) to read {resource}; the API server said: {failure.message}"
+            )
             return None
         raise failure.as_error(reader.host) from None
 

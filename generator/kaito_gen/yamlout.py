@@ -40,7 +40,7 @@ def _is_plain(text: str) -> bool:
     if hit is not None:
         return hit
     ok = (
-        _PLAIN.match(text) is not None
+        _PLAIN.fullmatch(text) is not None
         and text not in _SPECIAL
         and ": " not in text
         and not text.endswith(":")

@@ -40,6 +40,18 @@ class Features(Frozen):
     single_node_deployment: StrictBool = False
 
 
+GitopsFlavour = Literal["argocd", "flux", "none"]
+
+
+class GitopsTarget(Frozen):
+    """What the GitOps layer needs to know while emitting (the objects themselves come from
+    ``kaito-gen.yaml``'s ``gitops`` section, see kaito_gen.config / kaito_gen.gitops)."""
+
+    flavour: GitopsFlavour = "none"
+    # Argo CD only: let a sync create NodePools before the Karpenter CRDs exist in the cluster.
+    skip_dry_run_on_missing_resource: StrictBool = True
+
+
 class Target(Frozen):
     """Where the bundle will run. Defaults mirror Kaito's chart defaults."""
 
@@ -53,6 +65,8 @@ class Target(Frozen):
     weights_storage_class: StrictStr | None = None
     allow_secrets: StrictBool = False
     features: Features = Features()
+    # Default "none": the output is byte-for-byte what it was before GitOps support.
+    gitops: GitopsTarget = GitopsTarget()
 
     @property
     def runtime_image(self) -> str:
