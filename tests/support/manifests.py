@@ -30,6 +30,9 @@ import celpy
 import jsonschema
 import pytest
 from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 from kaito_gen.crdcheck import CrdCatalog, violations_from_error
 from referencing import Registry, Resource
 
@@ -162,11 +165,11 @@ def cel_errors(schema: Mapping[str, Any], value: Any, path: str = "") -> list[st
         field_path = str(rule_spec.get("fieldPath") or "")
         where = (path + field_path).lstrip(".") if field_path else path
         try:
-            result = _cel_program(rule).evaluate({"self": celpy.json_to_cel(value)})
-        except celpy.CELParseError as exc:
+            result = _cel_program(rule).evaluate({"self": json_to_cel(value)})
+        except CELParseError as exc:
             found.append(f"{where or '(root)'}: CEL rule {rule!r} does not compile in celpy: {exc}")
             continue
-        except celpy.CELEvalError as exc:
+        except CELEvalError as exc:
             found.append(f"{where or '(root)'}: CEL rule {rule!r} failed to evaluate: {exc.args[0]}")
             continue
         if not (isinstance(result, celtypes.BoolType) and bool(result)):

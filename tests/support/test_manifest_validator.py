@@ -375,6 +375,13 @@ MUTATIONS: list[tuple[str, str, Doc, list[str]]] = [
         [f"{REQ}: requirements with operator 'In' must have a value defined"],
     ),
     (
+        # cel-go fails such a rule with "no such key"; the API server rejects the object.
+        "cel-in-missing-values",
+        "core",
+        _set(nodepool("core"), f"{REQ}.1", {"key": "example.com/x", "operator": "In"}),
+        [f"{REQ}: CEL rule \"self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)\" failed"],
+    ),
+    (
         "cel-aws-domain",
         "aws",
         _set(nodepool("aws"), f"{REQ}.0.key", "karpenter.k8s.aws/foo"),
@@ -783,7 +790,9 @@ def test_shared_nodes_are_translated_once(tmp_path: Path) -> None:
     assert catalog.validate(widget({"l": {"x": 1}})) == [CrdViolation("spec.l.x", 'unknown field "x"')]
     entry = catalog.entry("example.com/v1", "Widget")
     assert entry is not None
-    spec = entry.validator().schema["properties"]["spec"]["properties"]
+    translated = entry.validator().schema
+    assert isinstance(translated, dict)
+    spec = translated["properties"]["spec"]["properties"]
     assert spec["l"] is spec["r"]
     assert spec["l"]["properties"]["l"] is spec["r"]["properties"]["r"]
 

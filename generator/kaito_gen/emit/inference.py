@@ -85,7 +85,7 @@ def _adapter_parts(plan: WorkspacePlan) -> tuple[list[Manifest], list[Manifest],
         env.append({"name": adapter.name, "value": adapter.strength})
         if adapter.image:
             args = ["kaito-adapter", "pull", adapter.image, f"{ADAPTER_DIR}/{adapter.name}"]
-            puller_mounts = [
+            puller_mounts: list[Manifest] = [
                 {"name": "adapter-volume", "mountPath": ADAPTER_DIR},
                 {"name": "tmp", "mountPath": "/tmp"},
             ]

@@ -48,7 +48,10 @@ def _input(plan: WorkspacePlan) -> tuple[list[Manifest], list[Manifest]]:
     if src.volume_source:
         return [], [{"name": "data-volume", **copy.deepcopy(dict(src.volume_source))}]
     volumes: list[Manifest] = [{"name": "data-volume", "emptyDir": {}}]
-    mounts = [{"name": "data-volume", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[Manifest] = [
+        {"name": "data-volume", "mountPath": DATA_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     env = [{"name": "HOME", "value": "/tmp"}]
     if src.urls:
         args = ["kaito-data", "fetch", *src.urls, "--dest", DATA_DIR]
