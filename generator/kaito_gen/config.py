@@ -36,7 +36,6 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 
-
 class RuntimeConfig(Frozen):
     registry: StrictStr | None = Field(default=None, min_length=1, max_length=PATH_LEN)
     tag: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
@@ -50,11 +49,15 @@ class ArgoCdConfig(Frozen):
     target_revision: StrictStr = Field(default="HEAD", min_length=1, max_length=255)
     project: StrictStr = Field(default="kaito-gen", pattern=DNS_LABEL, max_length=63)
     namespace: StrictStr = Field(default="argocd", pattern=DNS_LABEL, max_length=63)
-    destination_server: StrictStr = Field(default="https://kubernetes.default.svc", min_length=1, max_length=PATH_LEN)
+    destination_server: StrictStr = Field(
+        default="https://kubernetes.default.svc", min_length=1, max_length=PATH_LEN
+    )
     # applicationset: one ApplicationSet whose git directory generator finds every bundle;
     # applications: one Application per bundle, listed explicitly.
     mode: Literal["applicationset", "applications"] = "applicationset"
-    create_namespace: StrictBool = True
+    # Off by default: creating namespaces means allowing the cluster-scoped Namespace kind
+    # in the AppProject; the project otherwise allows only karpenter.sh/NodePool.
+    create_namespace: StrictBool = False
     # Set when the Karpenter CRDs may arrive in the same sync as the NodePools.
     skip_dry_run_on_missing_resource: StrictBool = True
 
@@ -209,7 +212,15 @@ def parse_config(file: str, text: str, base_dir: Path) -> LoadedConfig:
     doc = docs[0]
     if not isinstance(doc.data, dict):
         raise InputError(
-            [Diagnostic(doc.pos(()), (), "the config must be a mapping", hint=f"start with `apiVersion: {CONFIG_API_VERSION}`", code="config")]
+            [
+                Diagnostic(
+                    doc.pos(()),
+                    (),
+                    "the config must be a mapping",
+                    hint=f"start with `apiVersion: {CONFIG_API_VERSION}`",
+                    code="config",
+                )
+            ]
         )
     try:
         config = Config.model_validate(doc.data)
@@ -224,9 +235,18 @@ def load_config(path: Path, display: str | None = None) -> LoadedConfig:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise InputError(
-                [Diagnostic(SourcePos(name), (), f"config file is {size} bytes; the limit is {MAX_CONFIG_BYTES}", code="config")]
+                [
+                    Diagnostic(
+                        SourcePos(name),
+                        (),
+                        f"config file is {size} bytes; the limit is {MAX_CONFIG_BYTES}",
+                        code="config",
+                    )
+                ]
             )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Diagnostic(SourcePos(name), (), f"cannot read config file: {exc}", code="io")]) from None
+        raise InputError(
+            [Diagnostic(SourcePos(name), (), f"cannot read config file: {exc}", code="io")]
+        ) from None
     return parse_config(name, text, path.absolute().parent)

@@ -71,7 +71,9 @@ class Capacity:
     price_per_hour: Decimal | None
 
     def describe(self, currency: str = "USD") -> str:
-        parts = [f"{self.instance_type or 'no SKU'} x{self.node_count if self.node_count is not None else '?'}"]
+        parts = [
+            f"{self.instance_type or 'no SKU'} x{self.node_count if self.node_count is not None else '?'}"
+        ]
         if self.gpus is not None:
             parts.append(f"{self.gpus} GPU")
         parts.append(format_price(self.price_per_hour, currency))
@@ -187,16 +189,22 @@ def _parse_tree(tree: Mapping[str, str], side: str) -> dict[str, dict[tuple[str,
         try:
             docs = [d for d in yaml.load_all(text) if d is not None]
         except YAMLError as exc:
-            problems.append(Diagnostic(SourcePos(f"{side}:{path}"), (), f"not valid YAML: {exc}", code="diff"))
+            problems.append(
+                Diagnostic(SourcePos(f"{side}:{path}"), (), f"not valid YAML: {exc}", code="diff")
+            )
             continue
         for doc in docs:
             seen += 1
             if seen > MAX_DOCUMENTS:
-                raise InputError([Diagnostic(SourcePos(side), (), f"more than {MAX_DOCUMENTS} documents", code="diff")])
+                raise InputError(
+                    [Diagnostic(SourcePos(side), (), f"more than {MAX_DOCUMENTS} documents", code="diff")]
+                )
             meta = doc.get("metadata") if isinstance(doc, dict) else None
             if not isinstance(meta, dict) or not isinstance(doc.get("kind"), str) or not meta.get("name"):
                 problems.append(
-                    Diagnostic(SourcePos(f"{side}:{path}"), (), "document has no kind or metadata.name", code="diff")
+                    Diagnostic(
+                        SourcePos(f"{side}:{path}"), (), "document has no kind or metadata.name", code="diff"
+                    )
                 )
                 continue
             group = str(doc.get("apiVersion", "")).rpartition("/")[0]
@@ -242,7 +250,10 @@ def _classify_paths(kind: str, paths: Sequence[str], old: Mapping[str, Any]) -> 
     if kind == "StatefulSet":
         frozen = [p for p in spec_paths if not any(_under(p, f"spec.{m}") for m in STATEFULSET_MUTABLE)]
         if frozen:
-            return "replacement", f"immutable StatefulSet field {frozen[0]}: delete and re-create (pods restart)"
+            return (
+                "replacement",
+                f"immutable StatefulSet field {frozen[0]}: delete and re-create (pods restart)",
+            )
         if any(_under(p, "spec.template") for p in spec_paths):
             return "rollout", "pod template changed: pods are replaced one by one"
     if kind == "Deployment":
@@ -276,7 +287,9 @@ def _annotations(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     return ann if isinstance(ann, dict) else {}
 
 
-def _capacity(resources: Mapping[tuple[str, str, str, str], _Resource], catalog: PresetCatalog | None) -> Capacity | None:
+def _capacity(
+    resources: Mapping[tuple[str, str, str, str], _Resource], catalog: PresetCatalog | None
+) -> Capacity | None:
     # The workload's annotations are authoritative; the NodePool carries the same ones.
     order = {"StatefulSet": 0, "Deployment": 0, "Job": 1, "NodePool": 2}
     candidates = sorted(
@@ -294,7 +307,9 @@ def _capacity(resources: Mapping[tuple[str, str, str, str], _Resource], catalog:
         nodes = None
     sku = catalog.find_sku(sku_name) if (catalog and sku_name) else None
     gpus = sku.gpu_count * nodes if (sku and nodes is not None) else None
-    price = sku.price_per_hour * nodes if (sku and sku.price_per_hour is not None and nodes is not None) else None
+    price = (
+        sku.price_per_hour * nodes if (sku and sku.price_per_hour is not None and nodes is not None) else None
+    )
     return Capacity(sku_name, nodes, gpus, price)
 
 
@@ -361,7 +376,9 @@ def _diff_bundle(
     return BundleDiff(name, status, tuple(changes), cap_before, cap_after)
 
 
-def classify(old: Mapping[str, str], new: Mapping[str, str], catalog: PresetCatalog | None = None) -> DiffReport:
+def classify(
+    old: Mapping[str, str], new: Mapping[str, str], catalog: PresetCatalog | None = None
+) -> DiffReport:
     """Compare two rendered trees ({relative path: text}); raise InputError on unparseable YAML."""
     before = _parse_tree(old, "base")
     after = _parse_tree(new, "head")
@@ -433,8 +450,14 @@ def render_markdown(report: DiffReport) -> str:
     for b in report.bundles:
         before = b.capacity_before.describe(report.currency) if b.capacity_before else "–"
         after = b.capacity_after.describe(report.currency) if b.capacity_after else "–"
-        capacity = "unchanged" if b.capacity_before == b.capacity_after and b.capacity_before else f"{before} → {after}"
-        lines.append(f"| `{b.bundle}` | {b.status} | {', '.join(f'**{k}**' for k in b.kinds)} | {_md(capacity)} |")
+        capacity = (
+            "unchanged"
+            if b.capacity_before == b.capacity_after and b.capacity_before
+            else f"{before} → {after}"
+        )
+        lines.append(
+            f"| `{b.bundle}` | {b.status} | {', '.join(f'**{k}**' for k in b.kinds)} | {_md(capacity)} |"
+        )
     cost = _cost_line(report)
     if cost:
         lines += ["", _md(cost)]
@@ -465,4 +488,3 @@ def render_json(report: DiffReport) -> str:
 
 
 RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
-

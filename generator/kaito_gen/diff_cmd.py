@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from .cli import EXIT_CODES_HELP, build_target, guarded, report, run_compile, target_options
+from .cli import EXIT_CODES_HELP, config_options, guarded, report, run_compile, settings_from, target_options
+from .config import DEFAULT_CONFIG_NAME
 from .diff import RENDERERS, classify
 from .errors import UsageError
 from .load import load_presets
@@ -52,7 +53,9 @@ def read_git_tree(ref: str, out: Path) -> dict[str, str]:
     try:
         top = Path(_git(where, "rev-parse", "--show-toplevel").decode().strip())
     except UsageError as exc:
-        raise UsageError(f"--base {ref!r} is not a directory, and {where} is not in a git repository") from exc
+        raise UsageError(
+            f"--base {ref!r} is not a directory, and {where} is not in a git repository"
+        ) from exc
     try:
         _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except UsageError as exc:
@@ -66,11 +69,11 @@ def read_git_tree(ref: str, out: Path) -> dict[str, str]:
     for record in listing.split(b"\0"):
         if not record:
             continue
-        info, _, path = record.partition(b"\t")
+        info, _, raw_path = record.partition(b"\t")
         mode, kind, oid = info.decode().split()
         if kind != "blob" or mode == "120000":  # symlinks are never part of a rendered tree
             continue
-        entries.append((oid, path.decode("utf-8", errors="replace")))
+        entries.append((oid, raw_path.decode("utf-8", errors="replace")))
     if len(entries) > MAX_BASE_FILES:
         raise UsageError(f"{rel} at {ref} holds {len(entries)} files (limit {MAX_BASE_FILES})")
     blobs = _git(top, "cat-file", "--batch", data="".join(f"{oid}\n" for oid, _ in entries).encode())
@@ -84,7 +87,9 @@ def read_git_tree(ref: str, out: Path) -> dict[str, str]:
         size = int(blobs[pos:end].split()[2])
         content = blobs[end + 1 : end + 1 + size]
         pos = end + 1 + size + 1  # the content is followed by a newline
-        files[path[len(prefix) :] if path.startswith(prefix) else path] = content.decode("utf-8", errors="replace")
+        files[path[len(prefix) :] if path.startswith(prefix) else path] = content.decode(
+            "utf-8", errors="replace"
+        )
     return dict(sorted(files.items()))
 
 
@@ -98,26 +103,55 @@ def read_base(base: str | None, out: Path) -> dict[str, str]:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="The committed output directory.")
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="The committed output directory (default: `output` of the config).",
+)
 @click.option(
     "--base",
     default=None,
     metavar="GIT-REF|DIR",
-    help="Compare against this rendered tree, or OUTPUT as committed at this git ref (default: OUTPUT as it is on disk).",
+    help="Compare against this rendered tree, or OUTPUT as committed at this git ref "
+    "(default: OUTPUT as it is on disk).",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", help="markdown is meant for a PR comment.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    help="markdown is meant for a PR comment.",
+)
+@config_options
 @target_options
 @guarded
-def diff(sources: tuple[Path, ...], out: Path, base: str | None, fmt: str, preset_dirs: tuple[Path, ...], **target_args: Any) -> None:
+def diff(
+    sources: tuple[Path, ...],
+    out: Path | None,
+    base: str | None,
+    fmt: str,
+    preset_dirs: tuple[Path, ...],
+    config_file: Path | None,
+    gitops_flavour: str | None,
+    **target_args: Any,
+) -> None:
     """Show what a render of SOURCES changes against the base, per workspace and resource, and the kind of change.
 
     Kinds: in-place, rollout (pod template), replacement (immutable field), tuning-rerun (new Job hash),
     capacity ($/h before and after), added, removed. Always exits 0 unless the input is invalid (2).
     """
-    target = build_target(**target_args)
-    compiled = run_compile(sources, target, preset_dirs, exclude=[out])
+    # The same settings as `render`, so that both compare the very same tree.
+    run = settings_from(config_file, sources, out, preset_dirs, target_args, gitops_flavour)
+    if not run.sources:
+        raise UsageError(f"no SOURCES given and no `sources` in {DEFAULT_CONFIG_NAME}")
+    if run.out is None:
+        raise UsageError(f"no -o/--output given and no `output` in {DEFAULT_CONFIG_NAME}")
+    compiled = run_compile(run.sources, run.target, run.preset_dirs, exclude=[run.out], gitops=run.gitops)
     report(compiled, quiet=True)
-    old = read_base(base, out)
-    catalog = load_presets(preset_dirs, base=Path.cwd())
+    old = read_base(base, run.out)
+    catalog = load_presets(run.preset_dirs, base=Path.cwd())
     click.echo(RENDERERS[fmt](classify(old, compiled.files, catalog)), nl=False)

@@ -25,7 +25,7 @@ Pure: same bundles and settings give the same files, byte for byte.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from pathlib import PurePosixPath
@@ -149,6 +149,12 @@ def _project(argo: ArgoCdConfig, bundles: Sequence[Bundle]) -> Manifest:
             group = str(m.get("apiVersion", "")).rpartition("/")[0]
             kinds.add((group, str(m.get("kind"))))
     namespaces = sorted({_namespace(b) for b in bundles})
+    # Cluster-scoped kinds are allow-listed: only the Karpenter NodePools we emit, plus
+    # Namespace when Applications create their namespace (Argo CD checks it against the
+    # project: argoproj/argo-cd#20233).
+    cluster_kinds = [{"group": "karpenter.sh", "kind": "NodePool"}]
+    if argo.create_namespace:
+        cluster_kinds.insert(0, {"group": "", "kind": "Namespace"})
     return {
         "apiVersion": ARGO_API,
         "kind": "AppProject",
@@ -157,8 +163,7 @@ def _project(argo: ArgoCdConfig, bundles: Sequence[Bundle]) -> Manifest:
             "description": "Kaito Workspaces rendered by kaito-gen",
             "sourceRepos": [argo.repo_url],
             "destinations": [{"server": argo.destination_server, "namespace": ns} for ns in namespaces],
-            # Cluster-scoped kinds are allow-listed: only the Karpenter NodePools we emit.
-            "clusterResourceWhitelist": [{"group": "karpenter.sh", "kind": "NodePool"}],
+            "clusterResourceWhitelist": cluster_kinds,
             "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in sorted(kinds)],
         },
     }
@@ -291,7 +296,12 @@ def _flux_kustomization(flux: FluxConfig, name: str, path: str, timeout: str, **
         "timeout": timeout,
     }
     body.update(spec)
-    return {"apiVersion": FLUX_API, "kind": "Kustomization", "metadata": _meta(name, flux.namespace), "spec": body}
+    return {
+        "apiVersion": FLUX_API,
+        "kind": "Kustomization",
+        "metadata": _meta(name, flux.namespace),
+        "spec": body,
+    }
 
 
 def _health_checks(bundles: Sequence[Bundle]) -> list[Manifest]:
@@ -302,7 +312,14 @@ def _health_checks(bundles: Sequence[Bundle]) -> list[Manifest]:
         for m in bundle.manifests:
             if m.get("kind") in ("StatefulSet", "Deployment"):
                 meta = m["metadata"]
-                checks.append({"apiVersion": m["apiVersion"], "kind": m["kind"], "name": meta["name"], "namespace": meta["namespace"]})
+                checks.append(
+                    {
+                        "apiVersion": m["apiVersion"],
+                        "kind": m["kind"],
+                        "name": meta["name"],
+                        "namespace": meta["namespace"],
+                    }
+                )
     return checks
 
 
@@ -315,19 +332,27 @@ def flux_files(settings: GitopsSettings, bundles: Sequence[Bundle], plan: Plan |
     apps_spec: Manifest = {}
     if infra_bundles:
         refs = [f"../../{b.path}" for b in infra_bundles]
-        files[f"{INFRA_DIR}/{KUSTOMIZATION}"] = head + dump(_kustomization(refs, patches=[_drop(f"{COMPONENT}!=nodepool")]))
+        files[f"{INFRA_DIR}/{KUSTOMIZATION}"] = head + dump(
+            _kustomization(refs, patches=[_drop(f"{COMPONENT}!=nodepool")])
+        )
         infra_name = "kaito-gen-infra"
         objects.append(
-            _flux_kustomization(flux, infra_name, _sub(settings.repo_path, INFRA_DIR), flux.infra_timeout, wait=True)
+            _flux_kustomization(
+                flux, infra_name, _sub(settings.repo_path, INFRA_DIR), flux.infra_timeout, wait=True
+            )
         )
         apps_spec["dependsOn"] = [{"name": infra_name}]
     app_patches = {"patches": [_drop(f"{COMPONENT}=nodepool")]} if infra_bundles else {}
-    files[f"{APPS_DIR}/{KUSTOMIZATION}"] = head + dump(_kustomization([f"../../{b.path}" for b in bundles], **app_patches))
+    files[f"{APPS_DIR}/{KUSTOMIZATION}"] = head + dump(
+        _kustomization([f"../../{b.path}" for b in bundles], **app_patches)
+    )
     checks = _health_checks(bundles)
     if checks:
         apps_spec["healthChecks"] = checks
     timeout = flux.timeout or _duration(apps_timeout_seconds(plan))
-    objects.append(_flux_kustomization(flux, "kaito-gen-apps", _sub(settings.repo_path, APPS_DIR), timeout, **apps_spec))
+    objects.append(
+        _flux_kustomization(flux, "kaito-gen-apps", _sub(settings.repo_path, APPS_DIR), timeout, **apps_spec)
+    )
     files.update(_object_files(objects, head))
     return files
 
@@ -351,8 +376,3 @@ def gitops_files(settings: GitopsSettings, bundles: Sequence[Bundle], plan: Plan
     if flavour == "argocd":
         return _object_files(argocd_objects(settings, bundles), _header("argocd"))
     return flux_files(settings, bundles, plan)
-
-
-def objects_in(files: Mapping[str, str]) -> list[str]:
-    """The GitOps paths among rendered files (for messages)."""
-    return sorted(p for p in files if p.startswith(f"{GITOPS_DIR}/"))

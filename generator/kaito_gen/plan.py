@@ -60,9 +60,10 @@ class Plan:
 
 
 def _labels(rw: ResolvedWorkspace, target: Target) -> dict[str, str]:
+    # Never app.kubernetes.io/instance: Argo CD tracks resources with that label by
+    # default, so writing it would make Argo CD mis-attribute or prune our objects.
     return {
         "app.kubernetes.io/name": rw.model.name if rw.model else rw.name,
-        "app.kubernetes.io/instance": rw.name,
         "app.kubernetes.io/component": rw.mode,
         "app.kubernetes.io/part-of": "kaito",
         "app.kubernetes.io/version": target.runtime_tag,

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -136,9 +136,13 @@ class StatusRow:
 
 
 class StatusError(click.ClickException):
-    """The cluster could not be read; one line on stderr, exit code 2."""
+    """The cluster could not be read: one line on stderr, exit code 2 (the CLI's "invalid input,
+    configuration or usage"). A ClickException, so it renders the same with or without the CLI's guard."""
 
     exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"kaito-gen: {self.format_message()}", file=file, err=file is None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from .rules import (
     RESERVED_SELECTOR_KEYS,
     STRENGTH,
     dataset_url_problem,
+    image_ref_problem,
     is_dns_label,
     is_dns_subdomain,
-    image_ref_problem,
     label_key_problem,
     label_value_problem,
 )

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from kaito_gen.cli import cli
 from kaito_gen.commands import register
 
@@ -52,10 +51,14 @@ def _input_files(case: str, shuffle_seed: int | None) -> list[str]:
     return files
 
 
-def _render(case: str, out: Path, monkeypatch: pytest.MonkeyPatch, shuffle_seed: int | None = None) -> tuple[int, str]:
+def _render(
+    case: str, out: Path, monkeypatch: pytest.MonkeyPatch, shuffle_seed: int | None = None
+) -> tuple[int, str]:
     monkeypatch.chdir(GOLDEN / case)
     runner = CliRunner()
-    result = runner.invoke(cli, ["render", *_input_files(case, shuffle_seed), "-o", str(out), "-q", *_args(case)])
+    result = runner.invoke(
+        cli, ["render", *_input_files(case, shuffle_seed), "-o", str(out), "-q", *_args(case)]
+    )
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stderr
@@ -87,7 +90,9 @@ def test_golden(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.startswith("errors-")])
-def test_golden_is_stable_under_input_order(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_golden_is_stable_under_input_order(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code_a, _ = _render(case, tmp_path / "a", monkeypatch)
     code_b, _ = _render(case, tmp_path / "b", monkeypatch, shuffle_seed=7)
     assert code_a == code_b == 0
@@ -95,7 +100,9 @@ def test_golden_is_stable_under_input_order(case: str, tmp_path: Path, monkeypat
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.startswith("errors-")])
-def test_golden_manifests_validate(case: str, manifest_validator_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_golden_manifests_validate(
+    case: str, manifest_validator_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     validator = manifest_validator_factory(PROVIDER.get(_cloud(case), "azure"))
     docs = []
     for path in sorted((GOLDEN / case / "expected").rglob("*.yaml")):
@@ -106,14 +113,18 @@ def test_golden_manifests_validate(case: str, manifest_validator_factory, monkey
     validator.assert_valid(docs, context=case)
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None and os.environ.get("CI") != "true", reason="kubectl not installed")
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None and os.environ.get("CI") != "true", reason="kubectl not installed"
+)
 @pytest.mark.parametrize("case", [c for c in CASES if not c.startswith("errors-")])
 def test_golden_bundles_build_with_kustomize(case: str) -> None:
     bundles = sorted(p.parent for p in (GOLDEN / case / "expected").rglob("kustomization.yaml"))
     assert bundles
     for bundle in bundles:
         listed = yaml.safe_load((bundle / "kustomization.yaml").read_text())["resources"]
-        result = subprocess.run(["kubectl", "kustomize", str(bundle)], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["kubectl", "kustomize", str(bundle)], capture_output=True, text=True, check=False
+        )
         assert result.returncode == 0, result.stderr
         built = [d for d in yaml.safe_load_all(result.stdout) if d]
         assert len(built) == len(listed)
@@ -128,7 +139,14 @@ def test_render_is_identical_across_hash_seeds(tmp_path: Path) -> None:
         out = tmp_path / f"out-{seed}"
         sources = [str(GOLDEN / c / "input") for c in cases][::order]
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run([str(exe), "render", *sources, "-o", str(out), "-q"], capture_output=True, text=True, env=env, cwd=GOLDEN, check=False)
+        result = subprocess.run(
+            [str(exe), "render", *sources, "-o", str(out), "-q"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=GOLDEN,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         trees.append(_tree(out))
     assert trees[0] == trees[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from kaito_gen.load import load_presets
 from kaito_gen.sizing import estimate, max_context_one_node, startup_budget_seconds, weights_volume_gib
 

@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from kaito_gen.errors import OutputError, PresetError
 from kaito_gen.load import Inputs, load_presets
 from kaito_gen.models.target import Target
@@ -75,25 +74,74 @@ def test_yaml_problems_are_positioned(text: str, message: str) -> None:
 # --- validate / resolve: one row per rule -----------------------------------------------------------
 
 RULES = [
-    ("no-resource", lambda t: t.replace("resource:\n  instanceType: Standard_NC24ads_A100_v4\n  labelSelector:\n    matchLabels:\n      apps: ws\n", ""), "required field 'resource'"),
+    (
+        "no-resource",
+        lambda t: t.replace(
+            "resource:\n  instanceType: Standard_NC24ads_A100_v4\n  labelSelector:\n    matchLabels:\n      apps: ws\n",
+            "",
+        ),
+        "required field 'resource'",
+    ),
     ("both-jobs", lambda t: t + "tuning:\n  method: lora\n", "not both"),
     ("neither-job", lambda t: t.split("inference:")[0], "not neither"),
     ("bad-name", lambda t: t.replace("name: ws\n", "name: WS_1\n"), "DNS-1123 label"),
     ("unknown-sku", lambda t: t.replace("A100_v4", "A100_v9"), "not a known GPU SKU"),
     ("wrong-cloud-sku", lambda t: t.replace("Standard_NC24ads_A100_v4", "p4d.24xlarge"), "aws instance type"),
     ("amd-sku", lambda t: t.replace("Standard_NC24ads_A100_v4", "Standard_NG32ads_V620_v1"), "needs NVIDIA"),
-    ("unknown-preset", lambda t: t.replace("phi-3-mini-4k-instruct", "phi-9"), "Unsupported inference preset"),
+    (
+        "unknown-preset",
+        lambda t: t.replace("phi-3-mini-4k-instruct", "phi-9"),
+        "Unsupported inference preset",
+    ),
     ("deprecated-preset", lambda t: t.replace("phi-3-mini-4k-instruct", "phi-2"), "deprecated"),
-    ("no-transformers", lambda t: t.replace("phi-3-mini-4k-instruct", "ministral-3-3b-instruct"), "Transformers runtime"),
-    ("too-big", lambda t: t.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace("phi-3-mini-4k-instruct", "phi-4"), "Insufficient total GPU memory"),
-    ("gated", lambda t: t.replace("phi-3-mini-4k-instruct", "llama-3.1-8b-instruct"), "gated on Hugging Face"),
+    (
+        "no-transformers",
+        lambda t: t.replace("phi-3-mini-4k-instruct", "ministral-3-3b-instruct"),
+        "Transformers runtime",
+    ),
+    (
+        "too-big",
+        lambda t: t.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace(
+            "phi-3-mini-4k-instruct", "phi-4"
+        ),
+        "Insufficient total GPU memory",
+    ),
+    (
+        "gated",
+        lambda t: t.replace("phi-3-mini-4k-instruct", "llama-3.1-8b-instruct"),
+        "gated on Hugging Face",
+    ),
     ("reserved-labels", lambda t: t.replace("apps: ws", "kaito.sh/workspace: ws"), "non-reserved label"),
-    ("bad-annotation", lambda t: t.replace("  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/performance-mode: fast\n"), "invalid value"),
+    (
+        "bad-annotation",
+        lambda t: t.replace(
+            "  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/performance-mode: fast\n"
+        ),
+        "invalid value",
+    ),
     ("preset-and-template", lambda t: t + "  template:\n    spec: {}\n", "cannot be set at the same time"),
-    ("partition-nap", lambda t: t.replace("  labelSelector:", "  partition:\n    mode: mig\n    profile: 1g.10gb\n  labelSelector:"), "only supported with BYO"),
+    (
+        "partition-nap",
+        lambda t: t.replace(
+            "  labelSelector:", "  partition:\n    mode: mig\n    profile: 1g.10gb\n  labelSelector:"
+        ),
+        "only supported with BYO",
+    ),
     ("missing-config", lambda t: t + "  config: nope\n", "not among the inputs"),
-    ("strength-range", lambda t: t + "  adapters:\n  - source: {name: a, image: 'r.io/a:1'}\n    strength: '2'\n", "between 0 and 1"),
-    ("too-many-adapters", lambda t: t + "  adapters:\n" + "".join(f"  - source: {{name: a{i}, image: 'r.io/a:{i}'}}\n" for i in range(11)), "at most 10"),
+    (
+        "strength-range",
+        lambda t: t + "  adapters:\n  - source: {name: a, image: 'r.io/a:1'}\n    strength: '2'\n",
+        "between 0 and 1",
+    ),
+    (
+        "too-many-adapters",
+        lambda t: (
+            t
+            + "  adapters:\n"
+            + "".join(f"  - source: {{name: a{i}, image: 'r.io/a:{i}'}}\n" for i in range(11))
+        ),
+        "at most 10",
+    ),
 ]
 
 
@@ -108,15 +156,21 @@ def test_base_workspace_is_valid() -> None:
 
 
 def test_bypass_annotation_downgrades_gpu_memory_error() -> None:
-    text = BASE.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace("phi-3-mini-4k-instruct", "phi-4")
-    text = text.replace("  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/bypass-resource-checks: ''\n")
+    text = BASE.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace(
+        "phi-3-mini-4k-instruct", "phi-4"
+    )
+    text = text.replace(
+        "  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/bypass-resource-checks: ''\n"
+    )
     compiled = compile_text(text)
     assert compiled.ok
     assert any("Insufficient total GPU memory" in d.message and not d.is_error for d in compiled.diagnostics)
 
 
 def test_too_big_error_lists_fitting_skus_smallest_first() -> None:
-    text = BASE.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace("phi-3-mini-4k-instruct", "phi-4")
+    text = BASE.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace(
+        "phi-3-mini-4k-instruct", "phi-4"
+    )
     hint = next(d.hint for d in compile_text(text).diagnostics if "Insufficient" in d.message)
     assert hint.startswith("SKUs that fit, smallest first: Standard_NV72ads_A10_v5")
 
@@ -151,9 +205,21 @@ data:
     [
         ("qlora", "    training_config:\n      LoraConfig: {r: 8}", "needs a QuantizationConfig"),
         ("lora", "    training_config:\n      QuantizationConfig: {load_in_4bit: true}", "must not quantize"),
-        ("qlora", "    training_config:\n      QuantizationConfig: {load_in_4bit: true, load_in_8bit: true}", "cannot both be true"),
-        ("lora", "    training_config:\n      LoraConfg: {r: 8}", "unknown section training_config.LoraConfg"),
-        ("lora", "    training_config:\n      TrainingArguments: {output_dir: /etc}", "must resolve below /mnt"),
+        (
+            "qlora",
+            "    training_config:\n      QuantizationConfig: {load_in_4bit: true, load_in_8bit: true}",
+            "cannot both be true",
+        ),
+        (
+            "lora",
+            "    training_config:\n      LoraConfg: {r: 8}",
+            "unknown section training_config.LoraConfg",
+        ),
+        (
+            "lora",
+            "    training_config:\n      TrainingArguments: {output_dir: /etc}",
+            "must resolve below /mnt",
+        ),
         ("lora", "    nothing: here", "top-level `training_config:`"),
         ("lora", "    training_config: [unclosed", "YAML syntax error"),
     ],
@@ -251,7 +317,9 @@ def test_preset_override_and_errors(tmp_path: Path) -> None:
         load_presets([tmp_path])
     (diag,) = info.value.diagnostics
     assert diag.pos.file.endswith("extra.yaml") and diag.pos.line == 6 and "gpuCount" in str(diag.path)
-    (tmp_path / "extra.yaml").write_text((tmp_path / "extra.yaml").read_text().replace("gpuCount: 0", "gpuCount: 1"))
+    (tmp_path / "extra.yaml").write_text(
+        (tmp_path / "extra.yaml").read_text().replace("gpuCount: 0", "gpuCount: 1")
+    )
     catalog = load_presets([tmp_path])
     sku = catalog.find_sku("standard_nc24ads_a100_v4")
     assert sku is not None and str(sku.price_per_hour) == "1.5"
@@ -260,7 +328,9 @@ def test_preset_override_and_errors(tmp_path: Path) -> None:
 
 def test_preset_duplicate_names_are_positioned(tmp_path: Path) -> None:
     row = "  - {name: g1, cloud: aws, gpuModel: X, gpuVendor: nvidia, gpuCount: 1, gpuMemoryGiB: 8, nvme: false}\n"
-    (tmp_path / "dup.yaml").write_text("apiVersion: kaito-gen.io/v1alpha1\nkind: GpuSkuTable\nskus:\n" + row + row)
+    (tmp_path / "dup.yaml").write_text(
+        "apiVersion: kaito-gen.io/v1alpha1\nkind: GpuSkuTable\nskus:\n" + row + row
+    )
     with pytest.raises(PresetError) as info:
         load_presets([tmp_path])
     assert any("duplicate name" in d.message and d.pos.line == 5 for d in info.value.diagnostics)

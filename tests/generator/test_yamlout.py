@@ -6,9 +6,8 @@ import io
 
 import pytest
 import yaml
-from ruamel.yaml import YAML
-
 from kaito_gen.yamlout import dump, scalar
+from ruamel.yaml import YAML
 
 TRICKY_STRINGS = [
     "", " ", "a b", "yes", "No", "ON", "off", "y", "N", "true", "False", "null", "~", "NULL",

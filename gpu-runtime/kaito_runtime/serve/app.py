@@ -420,7 +420,7 @@ def _openai_params(
             raise bad(f"'max_tokens' is {new}, more than this server's limit of {limit}.", "max_tokens")
         if prompt_len + new > model_len:
             raise _context_error(prompt_len, new, model_len, where)
-    return _sampling_params(spec, new, spec.min_new_tokens)
+    return _sampling_params(spec, new, min(spec.min_new_tokens, new))
 
 
 def _legacy_params(spec: GenerationSpec, prompt_len: int, loaded: LoadedModel, limit: int) -> SamplingParams:

@@ -125,8 +125,9 @@ def resolve_model_dir(
 def _quantization_config(kind: str | None, dtype: torch.dtype) -> Any:
     if kind is None:
         return None
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig as _BitsAndBytesConfig
 
+    BitsAndBytesConfig: Any = _BitsAndBytesConfig  # its __init__ is untyped
     if kind == "4bit":
         return BitsAndBytesConfig(
             load_in_4bit=True,
@@ -197,6 +198,7 @@ def load_model(settings: Settings) -> LoadedModel:
         kwargs["device_map"] = "auto" if cuda else "cpu"
     elif cuda:
         kwargs["device_map"] = "auto"
+    model: Any
     try:
         model = AutoModelForCausalLM.from_pretrained(model_dir, config=config, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as exc:

@@ -212,8 +212,13 @@ def _sampling(body: Mapping[str, Any], max_tokens: int | None) -> GenerationSpec
     top_k = get_int(body, "top_k", 0, 0, 1_000_000) or 0
     rep = get_number(body, "repetition_penalty", 1.0, 0.0, 10.0, lo_open=True)
     seed = get_int(body, "seed", None, -(2**63), 2**64 - 1)
+    # vLLM's extension: suppress end-of-sequence until this many tokens (benchmarks use it).
+    min_tokens = get_int(body, "min_tokens", 0, 0, 2**31 - 1) or 0
+    if max_tokens is not None and min_tokens > max_tokens:
+        raise bad(f"'min_tokens' ({min_tokens}) must not exceed 'max_tokens' ({max_tokens}).", "min_tokens")
     return GenerationSpec(
         max_new_tokens=max_tokens,
+        min_new_tokens=min_tokens,
         temperature=temperature,
         top_p=top_p,
         top_k=top_k,

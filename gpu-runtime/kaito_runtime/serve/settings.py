@@ -332,7 +332,8 @@ def read_template_file(path: Path) -> str:
 
 def default_served_name(model: str) -> str:
     path = Path(model)
-    name = path.name if path.exists() else model
+    looks_local = path.exists() or path.is_absolute() or model.startswith((".", "~"))
+    name = path.name if looks_local else model  # a hub id like org/name is kept whole
     return name or "model"
 
 

@@ -1,10 +1,10 @@
 """Errors of `kaito-tune`. Each renders as one clear line (or one per diagnostic), never a traceback.
 
-    TuneError             base                                                      exit 1
-    ├── ConfigError       training_config.yaml is invalid: every problem, with
-    │                     file:line:col, the key path and a hint                    exit 2
-    ├── DataError         no data, unknown columns, unusable rows                   exit 3
-    └── ModelError        the base model cannot be loaded or adapted                exit 4
+TuneError             base                                                      exit 1
+├── ConfigError       training_config.yaml is invalid: every problem, with
+│                     file:line:col, the key path and a hint                    exit 2
+├── DataError         no data, unknown columns, unusable rows                   exit 3
+└── ModelError        the base model cannot be loaded or adapted                exit 4
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class Diagnostic:
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
-        text = f"{where}: error: {self.path}: {self.message}" if self.path else f"{where}: error: {self.message}"
+        text = (
+            f"{where}: error: {self.path}: {self.message}" if self.path else f"{where}: error: {self.message}"
+        )
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 

@@ -6,7 +6,7 @@ Shape (KAITO.md §6.4, §7.3; Kaito's `cli.py`):
       ModelConfig:        {pretrained_model_name_or_path, torch_dtype, local_files_only, device_map, ...}
       QuantizationConfig: {load_in_4bit, load_in_8bit, bnb_4bit_quant_type, ...}   (BitsAndBytesConfig)
       LoraConfig:         {r, lora_alpha, lora_dropout, target_modules, ...}        (peft LoraConfig)
-      TrainingArguments:  {output_dir, per_device_train_batch_size, ...}           (transformers + TRL SFTConfig)
+      TrainingArguments:  {output_dir, per_device_train_batch_size, ...}           (+ TRL SFTConfig keys)
       DatasetConfig:      {shuffle_dataset, shuffle_seed, train_test_split, messages_column, ...}
       DataCollator:       {mlm, pad_to_multiple_of, ...}
 
@@ -32,7 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 STRICT = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 PASSTHROUGH = ConfigDict(frozen=True, extra="allow", protected_namespaces=())
 
-SECTIONS = ("ModelConfig", "QuantizationConfig", "LoraConfig", "TrainingArguments", "DatasetConfig", "DataCollator")
+SECTIONS = (
+    "ModelConfig",
+    "QuantizationConfig",
+    "LoraConfig",
+    "TrainingArguments",
+    "DatasetConfig",
+    "DataCollator",
+)
 DTYPES = frozenset({"auto", "float32", "float", "float16", "half", "bfloat16", "float64", "double"})
 
 
@@ -102,7 +109,7 @@ class LoraSection(BaseModel):
     model_config = PASSTHROUGH
 
     r: int = Field(8, ge=1, le=4096)
-    lora_alpha: float = Field(8, gt=0)
+    lora_alpha: int = Field(8, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | str | None = None
     bias: Literal["none", "all", "lora_only"] = "none"
@@ -129,7 +136,9 @@ class TrainingSection(BaseModel):
     eval_strategy: Literal["no", "steps", "epoch"] = "no"
     gradient_checkpointing: bool = True
     seed: int = 42
-    train_sampling_strategy: Literal["random", "sequential", "group_by_length", "batch_rebalance"] | None = None
+    train_sampling_strategy: Literal["random", "sequential", "group_by_length", "batch_rebalance"] | None = (
+        None
+    )
     resume_from_checkpoint: None = Field(None, description="resume is automatic: kaito-tune picks the latest")
     push_to_hub: Literal[False] = False
     # TRL SFTConfig keys (Kaito ran SFTTrainer); max_seq_length is TRL's old name for max_length.
@@ -150,7 +159,7 @@ class TrainingSection(BaseModel):
 
 
 class DatasetSection(BaseModel):
-    """Kaito's `DatasetConfig` (`cli.py`). Kaito declares the column fields and ignores them; we honour them."""
+    """Kaito's `DatasetConfig` (`cli.py`). Kaito declares the column fields and ignores them; we use them."""
 
     model_config = STRICT
 
@@ -203,41 +212,182 @@ class ConfigFile(BaseModel):
 # Field names of transformers 5.23.0 `TrainingArguments` (init fields). tests/runtime/tune checks this
 # against the installed library, so a version bump cannot silently change which keys are accepted.
 TRAINING_ARGUMENT_NAMES = frozenset(
-    """accelerator_config activation_checkpointing activation_checkpointing_kwargs adam_beta1 adam_beta2
-    adam_epsilon auto_find_batch_size average_tokens_across_devices batch_eval_metrics bf16 bf16_full_eval
-    data_seed dataloader_drop_last dataloader_in_order dataloader_multiprocessing_context dataloader_num_workers
-    dataloader_persistent_workers dataloader_pin_memory dataloader_prefetch_factor ddp_backend
-    ddp_broadcast_buffers ddp_bucket_cap_mb ddp_find_unused_parameters ddp_static_graph ddp_timeout debug
-    deepspeed disable_tqdm do_eval do_predict do_train enable_jit_checkpoint eval_accumulation_steps eval_delay
-    eval_do_concat_batches eval_on_start eval_steps eval_strategy eval_use_gather_object fp16 fp16_full_eval
-    fsdp fsdp_config full_determinism gradient_accumulation_steps gradient_checkpointing
-    gradient_checkpointing_kwargs greater_is_better hub_always_push hub_model_id hub_private_repo hub_revision
-    hub_strategy hub_token ignore_data_skip include_for_metrics include_num_input_tokens_seen label_names
-    label_smoothing_factor learning_rate length_column_name liger_kernel_config load_best_model_at_end
-    local_rank log_level log_level_replica log_on_each_node logging_first_step logging_nan_inf_filter
-    logging_steps logging_strategy lr_scheduler_kwargs lr_scheduler_type max_grad_norm max_steps
-    metric_for_best_model neftune_noise_alpha num_train_epochs optim optim_args optim_target_modules output_dir
-    parallelism_config per_device_eval_batch_size per_device_train_batch_size prediction_loss_only project
-    push_to_hub remove_unused_columns report_to restore_callback_states_from_checkpoint resume_from_checkpoint
-    run_name save_on_each_node save_only_model save_steps save_strategy save_total_limit seed
-    skip_memory_metrics tf32 torch_compile torch_compile_backend torch_compile_mode torch_empty_cache_steps
-    trackio_bucket_id trackio_space_id trackio_static_space_id train_sampling_strategy use_cache use_cpu
-    use_liger_kernel warmup_steps weight_decay""".split()
+    [
+        "accelerator_config",
+        "activation_checkpointing",
+        "activation_checkpointing_kwargs",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_epsilon",
+        "auto_find_batch_size",
+        "average_tokens_across_devices",
+        "batch_eval_metrics",
+        "bf16",
+        "bf16_full_eval",
+        "data_seed",
+        "dataloader_drop_last",
+        "dataloader_in_order",
+        "dataloader_multiprocessing_context",
+        "dataloader_num_workers",
+        "dataloader_persistent_workers",
+        "dataloader_pin_memory",
+        "dataloader_prefetch_factor",
+        "ddp_backend",
+        "ddp_broadcast_buffers",
+        "ddp_bucket_cap_mb",
+        "ddp_find_unused_parameters",
+        "ddp_static_graph",
+        "ddp_timeout",
+        "debug",
+        "deepspeed",
+        "disable_tqdm",
+        "do_eval",
+        "do_predict",
+        "do_train",
+        "enable_jit_checkpoint",
+        "eval_accumulation_steps",
+        "eval_delay",
+        "eval_do_concat_batches",
+        "eval_on_start",
+        "eval_steps",
+        "eval_strategy",
+        "eval_use_gather_object",
+        "fp16",
+        "fp16_full_eval",
+        "fsdp",
+        "fsdp_config",
+        "full_determinism",
+        "gradient_accumulation_steps",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
+        "greater_is_better",
+        "hub_always_push",
+        "hub_model_id",
+        "hub_private_repo",
+        "hub_revision",
+        "hub_strategy",
+        "hub_token",
+        "ignore_data_skip",
+        "include_for_metrics",
+        "include_num_input_tokens_seen",
+        "label_names",
+        "label_smoothing_factor",
+        "learning_rate",
+        "length_column_name",
+        "liger_kernel_config",
+        "load_best_model_at_end",
+        "local_rank",
+        "log_level",
+        "log_level_replica",
+        "log_on_each_node",
+        "logging_first_step",
+        "logging_nan_inf_filter",
+        "logging_steps",
+        "logging_strategy",
+        "lr_scheduler_kwargs",
+        "lr_scheduler_type",
+        "max_grad_norm",
+        "max_steps",
+        "metric_for_best_model",
+        "neftune_noise_alpha",
+        "num_train_epochs",
+        "optim",
+        "optim_args",
+        "optim_target_modules",
+        "output_dir",
+        "parallelism_config",
+        "per_device_eval_batch_size",
+        "per_device_train_batch_size",
+        "prediction_loss_only",
+        "project",
+        "push_to_hub",
+        "remove_unused_columns",
+        "report_to",
+        "restore_callback_states_from_checkpoint",
+        "resume_from_checkpoint",
+        "run_name",
+        "save_on_each_node",
+        "save_only_model",
+        "save_steps",
+        "save_strategy",
+        "save_total_limit",
+        "seed",
+        "skip_memory_metrics",
+        "tf32",
+        "torch_compile",
+        "torch_compile_backend",
+        "torch_compile_mode",
+        "torch_empty_cache_steps",
+        "trackio_bucket_id",
+        "trackio_space_id",
+        "trackio_static_space_id",
+        "train_sampling_strategy",
+        "use_cache",
+        "use_cpu",
+        "use_liger_kernel",
+        "warmup_steps",
+        "weight_decay",
+    ]
 )
 
 # Keys kaito-tune sets itself; a config may not pass them through.
 RESERVED_TRAINING_KEYS = frozenset(
-    {"do_train", "do_eval", "do_predict", "label_names", "include_num_input_tokens_seen", "remove_unused_columns"}
+    {
+        "do_train",
+        "do_eval",
+        "do_predict",
+        "label_names",
+        "include_num_input_tokens_seen",
+        "remove_unused_columns",
+    }
 )
 
 # Field names of peft 0.21.2 `LoraConfig` (init fields); checked by a test like the list above.
 LORA_NAMES = frozenset(
-    """alora_invocation_tokens alpha_pattern arrow_config auto_mapping base_model_name_or_path bias corda_config
-    ensure_weight_tying eva_config exclude_modules fan_in_fan_out inference_mode init_lora_weights kasa_config
-    layer_replication layers_pattern layers_to_transform loftq_config lora_alpha lora_bias lora_dropout
-    lora_ga_config megatron_config megatron_core modules_to_save monteclora_config peft_type peft_version
-    qalora_group_size r rank_pattern revision runtime_config target_modules target_parameters task_type
-    trainable_token_indices use_bdlora use_dora use_qalora use_rslora velora_config""".split()
+    [
+        "alora_invocation_tokens",
+        "alpha_pattern",
+        "arrow_config",
+        "auto_mapping",
+        "base_model_name_or_path",
+        "bias",
+        "corda_config",
+        "ensure_weight_tying",
+        "eva_config",
+        "exclude_modules",
+        "fan_in_fan_out",
+        "inference_mode",
+        "init_lora_weights",
+        "kasa_config",
+        "layer_replication",
+        "layers_pattern",
+        "layers_to_transform",
+        "loftq_config",
+        "lora_alpha",
+        "lora_bias",
+        "lora_dropout",
+        "lora_ga_config",
+        "megatron_config",
+        "megatron_core",
+        "modules_to_save",
+        "monteclora_config",
+        "peft_type",
+        "peft_version",
+        "qalora_group_size",
+        "r",
+        "rank_pattern",
+        "revision",
+        "runtime_config",
+        "target_modules",
+        "target_parameters",
+        "task_type",
+        "trainable_token_indices",
+        "use_bdlora",
+        "use_dora",
+        "use_qalora",
+        "use_rslora",
+        "velora_config",
+    ]
 )
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from status_apiserver import NOW, RecordedApiServer, RunStatus, write_kubeconfig
-
 from kaito_gen.status import make_status_command
+from status_apiserver import NOW, RecordedApiServer, RunStatus, write_kubeconfig
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -88,6 +87,28 @@ def selector_matches(requirements: Sequence[tuple[str, str, str | None]], labels
     return True
 
 
+def implied(requirements: Sequence[tuple[str, str, str | None]], wanted: tuple[str, str, str | None]) -> bool:
+    """Does every object selected by `requirements` satisfy `wanted`? (`k=v` implies `k`.)"""
+    key, op, _ = wanted
+    if op == "exists":
+        return any(k == key and o in ("=", "exists") for k, o, _ in requirements)
+    return wanted in requirements
+
+
+def forbidden_message(path: str) -> str:
+    """The API server's wording: `nodepools.karpenter.sh "x" is forbidden: User ... at the cluster scope`."""
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    resource, name = rest[0], (rest[1] if len(rest) > 1 else "")
+    qualified = f"{resource}.{group}" if group else resource
+    verb = "get" if name else "list"
+    subject = f'{qualified} "{name}"' if name else qualified
+    return (
+        f'{subject} is forbidden: User "dev@example.com" cannot {verb} resource "{resource}" '
+        f'in API group "{group}" at the cluster scope'
+    )
+
+
 @dataclass
 class RecordedApiServer:
     """Start with `with RecordedApiServer() as server:`; `server.url` goes into a kubeconfig."""
@@ -139,7 +160,7 @@ class RecordedApiServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="recorded-apiserver", daemon=True
+            target=self._httpd.serve_forever, args=(0.02,), name="recorded-apiserver", daemon=True
         )
         self._thread.start()
         return self
@@ -160,14 +181,8 @@ class RecordedApiServer:
             return 400, status_body(
                 400, "BadRequest", f"query parameters not in the recording: {sorted(unknown)}"
             )
-        for prefix in self.forbidden_prefixes:
-            if parts.path.startswith(prefix):
-                resource = parts.path.rstrip("/").split("/")[-1]
-                return 403, status_body(
-                    403,
-                    "Forbidden",
-                    f'{resource} is forbidden: User "dev@example.com" cannot get resource at the cluster scope',
-                )
+        if any(parts.path.startswith(prefix) for prefix in self.forbidden_prefixes):
+            return 403, status_body(403, "Forbidden", forbidden_message(parts.path))
         route = self.routes.get(parts.path)
         if route is None:
             return 404, status_body(404, "NotFound", "the server could not find the requested resource")
@@ -181,7 +196,7 @@ class RecordedApiServer:
             recorded = parse_selector(route.get("recordedWith", ""))
         except ValueError as exc:
             return 400, status_body(400, "BadRequest", str(exc))
-        missing = [req for req in recorded if req not in requirements]
+        missing = [req for req in recorded if not implied(requirements, req)]
         if missing:
             return 400, status_body(
                 400,

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from status_apiserver import NOW, RECORDED
-
 from kaito_gen.status import (
     ClusterObjects,
     Reason,
@@ -19,6 +17,7 @@ from kaito_gen.status import (
     render_table,
     rows_to_json,
 )
+from status_apiserver import NOW, RECORDED
 
 # ---------------------------------------------------------------------------------------------
 # Builders for synthetic objects, in the JSON shape the API server returns.
@@ -174,7 +173,7 @@ def reason_names(row: StatusRow) -> list[tuple[str, str]]:
         (760 * 86400, "2y30d"),
         (8 * 365 * 86400, "8y"),
     ],
-    ids=lambda value: str(value),
+    ids=str,
 )
 def test_humanize_age_matches_kubectl(seconds: float, expected: str) -> None:
     assert humanize_age(seconds) == expected
@@ -383,6 +382,18 @@ INFERENCE_CASES: list[tuple[str, ClusterObjects, tuple[str, ...], list[tuple[str
         [("nodeclaim/ml-phi-b", "NodeClaimNotInitialized")],
     ),
     (
+        # Kaito: InferenceReady needs ResourceReady too, even when the pods that exist are ready.
+        "pods-ready-but-nodes-short",
+        ClusterObjects(
+            statefulsets=[sts("phi", ready=1, count="2")],
+            pods=[pod("phi-0", "phi", conditions=RUNNING_READY, containers=[running("phi")])],
+            nodepools=[nodepool("ml-phi")],
+            nodeclaims=[claim("ml-phi-a", "ml-phi")],
+        ),
+        ("False", "False", "", "False", "Pending"),
+        [("nodepool/ml-phi", "NodeClaimsMissing")],
+    ),
+    (
         "nodepools-unreadable-pods-ready",
         ClusterObjects(
             statefulsets=[sts("phi", ready=1)],
@@ -470,7 +481,8 @@ def test_crashloop_message_carries_the_last_exit() -> None:
     crash, oom = row.reasons
     assert crash.message == "container phi: last exit code 137 (OOMKilled); back-off 1m20s"
     assert oom.message == (
-        "container phi was killed for exceeding its memory limit (exit code 137, at 2025-06-01T11:58:00Z, restarts: 4)"
+        "container phi was killed for exceeding its memory limit "
+        "(exit code 137, at 2025-06-01T11:58:00Z, restarts: 4)"
     )
 
 

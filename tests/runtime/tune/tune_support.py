@@ -230,5 +230,11 @@ def run_cli(
     name: str, *args: str | Path, env: dict[str, str], timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / name), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+        [str(BIN / name), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
     )
