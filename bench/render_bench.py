@@ -51,7 +51,12 @@ for rel, docs in files.items():
         yaml.dump_all(docs, fh, Dumper=yaml.CSafeDumper, sort_keys=False)
 """
 
-MODELS = ["phi-3-mini-4k-instruct", "phi-3-mini-128k-instruct", "phi-3.5-mini-instruct", "qwen2.5-coder-7b-instruct"]
+MODELS = [
+    "phi-3-mini-4k-instruct",
+    "phi-3-mini-128k-instruct",
+    "phi-3.5-mini-instruct",
+    "qwen2.5-coder-7b-instruct",
+]
 
 
 def workspace(i: int) -> str:
@@ -67,7 +72,7 @@ def workspace(i: int) -> str:
     if kind == 1:
         return head + (
             f"inference:\n  preset:\n    name: {model}\n  adapters:\n"
-            f"    - source:\n        name: a{i}\n        image: registry.example.com/adapters/a{i}:1.0\n      strength: \"0.5\"\n"
+            f'    - source:\n        name: a{i}\n        image: registry.example.com/adapters/a{i}:1.0\n      strength: "0.5"\n'
             f"    - source:\n        name: b{i}\n        image: registry.example.com/adapters/b{i}:1.0\n"
         )
     return head + (
@@ -114,7 +119,9 @@ def measure(n: int, repeat: int, work: Path) -> dict[str, float]:
     subprocess.run(render, check=True, capture_output=True)  # warm the page cache
     files = {}
     for path in sorted(out.rglob("*.yaml")):
-        files[path.relative_to(out).as_posix()] = [d for d in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)]
+        files[path.relative_to(out).as_posix()] = [
+            d for d in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)
+        ]
     docs_json = work / f"docs-{n}.json"
     docs_json.write_text(json.dumps(files))
     floor = [sys.executable, "-c", FLOOR, str(src), str(docs_json), str(floor_out)]
@@ -146,7 +153,9 @@ def table(rows: list[dict[str, float]]) -> str:
     by = {int(r["workspaces"]): r for r in rows}
     if 1000 in by and 10000 in by:
         lines.append("")
-        lines.append(f"Scaling 1,000 → 10,000 Workspaces: {by[10000]['ours_s'] / by[1000]['ours_s']:.1f}x the time (target ≤ 11x).")
+        lines.append(
+            f"Scaling 1,000 → 10,000 Workspaces: {by[10000]['ours_s'] / by[1000]['ours_s']:.1f}x the time (target ≤ 11x)."
+        )
     return "\n".join(lines)
 
 

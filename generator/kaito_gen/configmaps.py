@@ -79,7 +79,9 @@ class ConfigCheck:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def _embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: FieldPath) -> tuple[str | None, list[Diagnostic]]:
+def _embedded(
+    obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: FieldPath
+) -> tuple[str | None, list[Diagnostic]]:
     data = obj.data.get("data")
     if not isinstance(data, dict) or key not in data:
         have = ", ".join(sorted(data)) if isinstance(data, dict) and data else "no data keys"
@@ -95,7 +97,12 @@ def _embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: FieldPath)
     text = data[key]
     if not isinstance(text, str):
         return None, [
-            Diagnostic(obj.doc.pos(("data", key)), ("data", key), f"{key} must be a string (a YAML document)", code="configmap-key")
+            Diagnostic(
+                obj.doc.pos(("data", key)),
+                ("data", key),
+                f"{key} must be a string (a YAML document)",
+                code="configmap-key",
+            )
         ]
     return text, []
 
@@ -124,12 +131,21 @@ def parse_embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: Field
     if not isinstance(parsed, dict):
         return ConfigCheck(
             None,
-            (Diagnostic(obj.doc.pos(("data", key)), ("data", key), f"{key} must hold a YAML mapping", code="configmap-parse"),),
+            (
+                Diagnostic(
+                    obj.doc.pos(("data", key)),
+                    ("data", key),
+                    f"{key} must hold a YAML mapping",
+                    code="configmap-parse",
+                ),
+            ),
         )
     return ConfigCheck(parsed, ())
 
 
-def check_training_config(parsed: Mapping[str, Any], method: str, where: SourcePos) -> tuple[str, list[Diagnostic]]:
+def check_training_config(
+    parsed: Mapping[str, Any], method: str, where: SourcePos
+) -> tuple[str, list[Diagnostic]]:
     """Kaito's tuning ConfigMap rules (KAITO.md §1.7 item 9). Returns (output_dir, problems)."""
     problems: list[Diagnostic] = []
     path: FieldPath = ("data", TRAINING_KEY)
@@ -145,7 +161,10 @@ def check_training_config(parsed: Mapping[str, Any], method: str, where: SourceP
         if section not in TRAINING_SECTIONS:
             from .schema_errors import did_you_mean
 
-            err(f"unknown section training_config.{section}", did_you_mean(section, TRAINING_SECTIONS) or "allowed: " + ", ".join(TRAINING_SECTIONS))
+            err(
+                f"unknown section training_config.{section}",
+                did_you_mean(section, TRAINING_SECTIONS) or "allowed: " + ", ".join(TRAINING_SECTIONS),
+            )
     quant = root.get("QuantizationConfig")
     q4 = q8 = False
     if quant is not None:
@@ -160,10 +179,16 @@ def check_training_config(parsed: Mapping[str, Any], method: str, where: SourceP
             if q4 and q8:
                 err("load_in_4bit and load_in_8bit cannot both be true")
     if method == "lora" and (q4 or q8):
-        err("method lora must not quantize (load_in_4bit/load_in_8bit are true)", "use method: qlora, or set both to false")
+        err(
+            "method lora must not quantize (load_in_4bit/load_in_8bit are true)",
+            "use method: qlora, or set both to false",
+        )
     if method == "qlora":
         if quant is None:
-            err("method qlora needs a QuantizationConfig section", "add QuantizationConfig with load_in_4bit: true")
+            err(
+                "method qlora needs a QuantizationConfig section",
+                "add QuantizationConfig with load_in_4bit: true",
+            )
         elif not (q4 or q8):
             err("method qlora needs load_in_4bit or load_in_8bit set to true")
     out_dir = DEFAULT_OUTPUT_DIR

@@ -123,7 +123,9 @@ def render_diagnostics(diags: Sequence[Diagnostic], limit: int = 200) -> str:
         lines.append(f"… and {len(ordered) - limit} more")
     errors = sum(1 for d in ordered if d.is_error)
     warnings = len(ordered) - errors
-    lines.append(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
+    lines.append(
+        f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+    )
     return "\n".join(lines)
 
 

@@ -34,7 +34,11 @@ def display_path(path: Path, base: Path | None) -> str:
     """Paths relative to ``base`` when inside it, so output never names the machine's layout."""
     if base is not None:
         try:
-            return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix() if _inside(path, base) else str(path)
+            return (
+                Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+                if _inside(path, base)
+                else str(path)
+            )
         except ValueError:
             return path.as_posix()
     return path.as_posix()

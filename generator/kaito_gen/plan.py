@@ -87,7 +87,13 @@ def _annotations(rw: ResolvedWorkspace, nodepool: str | None) -> dict[str, str]:
 
 
 def _image(rw: ResolvedWorkspace, target: Target) -> str:
-    spec = rw.workspace.inference.preset if rw.workspace.inference else rw.workspace.tuning.preset if rw.workspace.tuning else None
+    spec = (
+        rw.workspace.inference.preset
+        if rw.workspace.inference
+        else rw.workspace.tuning.preset
+        if rw.workspace.tuning
+        else None
+    )
     if spec is not None and spec.preset_options is not None and spec.preset_options.image:
         return spec.preset_options.image  # Kaito's private-image escape hatch
     return target.runtime_image

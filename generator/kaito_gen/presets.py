@@ -41,7 +41,8 @@ class PresetCatalog:
 
     def skus_for(self, cloud: str | None) -> list[GpuSku]:
         return sorted(
-            (s for s in self.skus.values() if cloud in (None, "byo") or s.cloud == cloud), key=lambda s: s.name
+            (s for s in self.skus.values() if cloud in (None, "byo") or s.cloud == cloud),
+            key=lambda s: s.name,
         )
 
 

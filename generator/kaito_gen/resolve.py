@@ -90,7 +90,13 @@ class Resolved:
 
 
 class _Ctx:
-    def __init__(self, wi: WorkspaceInput, catalog: PresetCatalog, target: Target, objects: Mapping[tuple[str, str, str], ObjectInput]) -> None:
+    def __init__(
+        self,
+        wi: WorkspaceInput,
+        catalog: PresetCatalog,
+        target: Target,
+        objects: Mapping[tuple[str, str, str], ObjectInput],
+    ) -> None:
         self.wi = wi
         self.ws = wi.workspace
         self.catalog = catalog
@@ -100,14 +106,20 @@ class _Ctx:
         self.bypass = BYPASS in self.ws.annotations
         self.references: list[ObjectInput] = []
 
-    def error(self, path: FieldPath, message: str, hint: str = "", code: str = "", soft: bool = False) -> None:
+    def error(
+        self, path: FieldPath, message: str, hint: str = "", code: str = "", soft: bool = False
+    ) -> None:
         severity = Severity.WARNING if soft and self.bypass else Severity.ERROR
         if soft and self.bypass:
             message += f" (downgraded to a warning by {BYPASS})"
-        self.found.append(Diagnostic(self.wi.doc.pos(path), path, message, hint=hint, severity=severity, code=code))
+        self.found.append(
+            Diagnostic(self.wi.doc.pos(path), path, message, hint=hint, severity=severity, code=code)
+        )
 
     def warn(self, path: FieldPath, message: str, hint: str = "", code: str = "") -> None:
-        self.found.append(Diagnostic(self.wi.doc.pos(path), path, message, hint=hint, severity=Severity.WARNING, code=code))
+        self.found.append(
+            Diagnostic(self.wi.doc.pos(path), path, message, hint=hint, severity=Severity.WARNING, code=code)
+        )
 
     def lookup(self, kind: str, name: str) -> ObjectInput | None:
         return self.objects.get((kind, self.wi.namespace, name))
@@ -226,7 +238,8 @@ def _model(ctx: _Ctx, name: str, path: FieldPath, mode: Mode) -> ModelPreset | N
         ctx.error(
             path,
             f"Unsupported {mode} preset name {name!r}",
-            hint=did_you_mean(name, ctx.catalog.model_names()) or "run `kaito-gen presets list`; add models with --presets DIR",
+            hint=did_you_mean(name, ctx.catalog.model_names())
+            or "run `kaito-gen presets list`; add models with --presets DIR",
             code="preset",
         )
         return None
@@ -241,7 +254,12 @@ def _model(ctx: _Ctx, name: str, path: FieldPath, mode: Mode) -> ModelPreset | N
             code="runtime",
         )
     if mode == "tuning" and model.tuning is None:
-        ctx.error(path, f"model {name} does not support tuning", hint="`kaito-gen presets list` shows which models do", code="tuning")
+        ctx.error(
+            path,
+            f"model {name} does not support tuning",
+            hint="`kaito-gen presets list` shows which models do",
+            code="tuning",
+        )
         return None
     return model
 
@@ -299,7 +317,9 @@ def _fit_hint(ctx: _Ctx, model: ModelPreset, context: int) -> str:
     return f"SKUs that fit, smallest first: {names}{more}"
 
 
-def _size_inference(ctx: _Ctx, model: ModelPreset, sku: GpuSku | None, config_map: ObjectInput | None) -> tuple[Sizing | None, int | None]:
+def _size_inference(
+    ctx: _Ctx, model: ModelPreset, sku: GpuSku | None, config_map: ObjectInput | None
+) -> tuple[Sizing | None, int | None]:
     configured = _configured_len(ctx, model, config_map)
     if sku is None:
         return None, configured
@@ -332,13 +352,22 @@ def _size_inference(ctx: _Ctx, model: ModelPreset, sku: GpuSku | None, config_ma
 def _configured_len(ctx: _Ctx, model: ModelPreset, config_map: ObjectInput | None) -> int | None:
     if config_map is None or ctx.ws.inference is None:
         return None
-    check = parse_embedded(config_map, INFERENCE_KEY, ctx.wi.doc.pos(("inference", "config")), ("inference", "config"))
+    check = parse_embedded(
+        config_map, INFERENCE_KEY, ctx.wi.doc.pos(("inference", "config")), ("inference", "config")
+    )
     ctx.found.extend(check.diagnostics)
     if check.parsed is None:
         return None
     value, problem = inference_max_model_len(check.parsed)
     if problem:
-        ctx.found.append(Diagnostic(config_map.doc.pos(("data", INFERENCE_KEY)), ("data", INFERENCE_KEY), problem, code="inference-config"))
+        ctx.found.append(
+            Diagnostic(
+                config_map.doc.pos(("data", INFERENCE_KEY)),
+                ("data", INFERENCE_KEY),
+                problem,
+                code="inference-config",
+            )
+        )
         return None
     if value is not None and value > model.context_length:
         ctx.found.append(
@@ -361,11 +390,17 @@ def _size_tuning(ctx: _Ctx, model: ModelPreset, sku: GpuSku | None, method: str)
     if need > sku.total_memory_gib:
         cloud = None if ctx.target.cloud == "byo" else ctx.target.cloud
         fits = sorted(
-            (s for s in ctx.catalog.skus_for(cloud) if s.gpu_vendor == "nvidia" and s.total_memory_gib >= need),
+            (
+                s
+                for s in ctx.catalog.skus_for(cloud)
+                if s.gpu_vendor == "nvidia" and s.total_memory_gib >= need
+            ),
             key=lambda s: (s.gpu_count, s.total_memory_gib, s.name),
         )
         other = "qlora" if method == "lora" else ""
-        hint = "SKUs that fit, smallest first: " + ", ".join(s.name for s in fits[:6]) if fits else "no SKU fits"
+        hint = (
+            "SKUs that fit, smallest first: " + ", ".join(s.name for s in fits[:6]) if fits else "no SKU fits"
+        )
         if other:
             hint += f"; or use method: {other} ({model.tuning.qlora_gpu_memory_gib} GiB)"
         ctx.error(
@@ -388,21 +423,28 @@ def _config_map(ctx: _Ctx, mode: Mode) -> ObjectInput | None:
         ctx.error(
             (mode, "config"),
             f"ConfigMap {name!r} is not among the inputs (namespace {ctx.wi.namespace})",
-            hint=did_you_mean(name, known) or "commit the ConfigMap next to the Workspace and pass it to kaito-gen",
+            hint=did_you_mean(name, known)
+            or "commit the ConfigMap next to the Workspace and pass it to kaito-gen",
             code="configmap-missing",
         )
     return obj
 
 
-def _training_config(ctx: _Ctx, method: str, sku: GpuSku | None, config_map: ObjectInput | None) -> tuple[str | None, str]:
+def _training_config(
+    ctx: _Ctx, method: str, sku: GpuSku | None, config_map: ObjectInput | None
+) -> tuple[str | None, str]:
     bf16 = sku.supports_bf16 if sku else True
     if config_map is None:
         return default_training_config(method, bf16=bf16), DEFAULT_OUTPUT_DIR
-    check = parse_embedded(config_map, TRAINING_KEY, ctx.wi.doc.pos(("tuning", "config")), ("tuning", "config"))
+    check = parse_embedded(
+        config_map, TRAINING_KEY, ctx.wi.doc.pos(("tuning", "config")), ("tuning", "config")
+    )
     ctx.found.extend(check.diagnostics)
     if check.parsed is None:
         return None, DEFAULT_OUTPUT_DIR
-    out_dir, problems = check_training_config(check.parsed, method, config_map.doc.pos(("data", TRAINING_KEY)))
+    out_dir, problems = check_training_config(
+        check.parsed, method, config_map.doc.pos(("data", TRAINING_KEY))
+    )
     ctx.found.extend(problems)
     return None, out_dir
 
@@ -414,7 +456,9 @@ def _secrets(ctx: _Ctx, mode: Mode) -> None:
     spec = ws.inference.preset if ws.inference else ws.tuning.preset if ws.tuning else None
     opts = spec.preset_options if spec else None
     if opts and opts.model_access_secret:
-        wanted.append(((mode, "preset", "presetOptions", "modelAccessSecret"), opts.model_access_secret, "Opaque"))
+        wanted.append(
+            ((mode, "preset", "presetOptions", "modelAccessSecret"), opts.model_access_secret, "Opaque")
+        )
     elif spec is not None:
         model = ctx.catalog.find_model(spec.name)
         if model is not None and model.download_auth_required:
@@ -425,9 +469,21 @@ def _secrets(ctx: _Ctx, mode: Mode) -> None:
                 code="model-access",
             )
     for i, secret in enumerate((opts.image_pull_secrets or ()) if opts else ()):
-        wanted.append(((mode, "preset", "presetOptions", "imagePullSecrets", i), secret, "kubernetes.io/dockerconfigjson"))
+        wanted.append(
+            (
+                (mode, "preset", "presetOptions", "imagePullSecrets", i),
+                secret,
+                "kubernetes.io/dockerconfigjson",
+            )
+        )
     if ws.tuning and ws.tuning.output and ws.tuning.output.image_push_secret:
-        wanted.append((("tuning", "output", "imagePushSecret"), ws.tuning.output.image_push_secret, "kubernetes.io/dockerconfigjson"))
+        wanted.append(
+            (
+                ("tuning", "output", "imagePushSecret"),
+                ws.tuning.output.image_push_secret,
+                "kubernetes.io/dockerconfigjson",
+            )
+        )
     sources: list[tuple[FieldPath, DataSource]] = []
     if ws.tuning and ws.tuning.input:
         sources.append((("tuning", "input"), ws.tuning.input))
@@ -442,7 +498,11 @@ def _secrets(ctx: _Ctx, mode: Mode) -> None:
         if obj is not None and obj.kind == "Secret":
             actual = obj.data.get("type", "Opaque")
             if actual != secret_type and secret_type != "Opaque":
-                ctx.error(path, f"Secret {name!r} has type {actual}; {secret_type} is needed here", code="secret-type")
+                ctx.error(
+                    path,
+                    f"Secret {name!r} has type {actual}; {secret_type} is needed here",
+                    code="secret-type",
+                )
         if name == "HF_TOKEN":
             ctx.warn(path, "this names a Secret, not the token itself", code="secret")
 
@@ -452,7 +512,10 @@ def _volumes(ctx: _Ctx) -> None:
     ws = ctx.ws
     sources: list[Mapping[str, Any] | None] = []
     if ws.tuning:
-        sources += [ws.tuning.input.volume_source if ws.tuning.input else None, ws.tuning.output.volume_source if ws.tuning.output else None]
+        sources += [
+            ws.tuning.input.volume_source if ws.tuning.input else None,
+            ws.tuning.output.volume_source if ws.tuning.output else None,
+        ]
     if ws.inference:
         sources += [a.source.volume_source for a in ws.inference.adapters or () if a.source]
     for vs in sources:

@@ -74,9 +74,14 @@ def image_ref_problem(ref: str) -> tuple[str, bool]:
     if is_image_ref(ref):
         return "", False
     host, sep, rest = ref.partition("/")
-    relaxed = (host.replace("_", "-") + sep + rest.lower()) if sep and ("." in host or ":" in host) else ref.lower()
+    relaxed = (
+        (host.replace("_", "-") + sep + rest.lower()) if sep and ("." in host or ":" in host) else ref.lower()
+    )
     if is_image_ref(relaxed):
-        return f"{ref!r} is not a reference a registry accepts (uppercase or '_' in it); is it a placeholder?", False
+        return (
+            f"{ref!r} is not a reference a registry accepts (uppercase or '_' in it); is it a placeholder?",
+            False,
+        )
     return f"{ref!r} is not a valid image reference", True
 
 

@@ -118,5 +118,7 @@ def skus_that_fit(
             continue
         if (one_node and sizing.fits_one_node) or (not one_node and 0 < sizing.nodes_needed <= max_nodes):
             fits.append((sku, sizing))
-    fits.sort(key=lambda item: (item[1].nodes_needed, item[0].total_memory_gib, item[0].gpu_count, item[0].name))
+    fits.sort(
+        key=lambda item: (item[1].nodes_needed, item[0].total_memory_gib, item[0].gpu_count, item[0].name)
+    )
     return fits

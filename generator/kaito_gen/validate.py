@@ -211,7 +211,9 @@ def _metadata(check: _Checker, ws: Workspace, namespace: str) -> None:
             code="name",
         )
     if not is_dns_label(namespace):
-        check.error(("metadata", "namespace"), f"namespace {namespace!r} must be a DNS-1123 label", code="name")
+        check.error(
+            ("metadata", "namespace"), f"namespace {namespace!r} must be a DNS-1123 label", code="name"
+        )
     for key, value in sorted(ws.annotations.items()):
         allowed = ANNOTATION_VALUES.get(key)
         path: FieldPath = ("metadata", "annotations", key)
@@ -305,7 +307,9 @@ def _partition(check: _Checker, ws: Workspace, byo: bool) -> None:
     assert part is not None
     path: FieldPath = ("resource", "partition")
     if ws.api_version == "kaito.sh/v1alpha1":
-        check.error(path, "partition is a v1beta1 field", hint="use apiVersion kaito.sh/v1beta1", code="partition")
+        check.error(
+            path, "partition is a v1beta1 field", hint="use apiVersion kaito.sh/v1beta1", code="partition"
+        )
     if not byo:
         check.error(
             path,
@@ -333,14 +337,18 @@ def _inference(check: _Checker, ws: Workspace) -> None:
     if (inf.preset is None) == (inf.template is None):
         check.error(
             ("inference",),
-            "Preset or Template must be specified" if inf.preset is None else "Preset and Template cannot be set at the same time",
+            "Preset or Template must be specified"
+            if inf.preset is None
+            else "Preset and Template cannot be set at the same time",
             hint="use inference.preset for a catalog model, or inference.template for your own pod",
             code="preset-xor-template",
         )
     if inf.preset is not None:
         _preset_options(check, ws, ("inference", "preset"))
     if inf.template is not None and inf.adapters:
-        check.error(("inference", "adapters"), "adapters need a preset model, not a template", code="adapters")
+        check.error(
+            ("inference", "adapters"), "adapters need a preset model, not a template", code="adapters"
+        )
     adapters = inf.adapters or ()
     if len(adapters) > MAX_ADAPTERS:
         check.error(
@@ -353,7 +361,9 @@ def _inference(check: _Checker, ws: Workspace) -> None:
     for index, adapter in enumerate(adapters):
         path: FieldPath = ("inference", "adapters", index)
         if adapter.source is None:
-            check.error(path, "adapter needs a source", hint="add source.name and source.image", code="adapters")
+            check.error(
+                path, "adapter needs a source", hint="add source.name and source.image", code="adapters"
+            )
             continue
         src = adapter.source
         if not src.name:
@@ -374,7 +384,12 @@ def _inference(check: _Checker, ws: Workspace) -> None:
         else:
             names[src.name] = index
         if src.urls:
-            check.error((*path, "source", "urls"), "adapters cannot come from URLs", hint="use image or volumeSource", code="adapters")
+            check.error(
+                (*path, "source", "urls"),
+                "adapters cannot come from URLs",
+                hint="use image or volumeSource",
+                code="adapters",
+            )
         if (src.image is None) == (src.volume_source is None):
             check.error(
                 (*path, "source"),
@@ -393,7 +408,13 @@ def _inference(check: _Checker, ws: Workspace) -> None:
 
 
 def _preset_options(check: _Checker, ws: Workspace, base: FieldPath) -> None:
-    spec = ws.inference.preset if base[0] == "inference" and ws.inference else ws.tuning.preset if ws.tuning else None
+    spec = (
+        ws.inference.preset
+        if base[0] == "inference" and ws.inference
+        else ws.tuning.preset
+        if ws.tuning
+        else None
+    )
     if spec is None:
         return
     opts = spec.preset_options
@@ -406,7 +427,9 @@ def _preset_options(check: _Checker, ws: Workspace, base: FieldPath) -> None:
             hint="name the private runtime image, with presetOptions.imagePullSecrets",
             code="access-mode",
         )
-    if ws.api_version == "kaito.sh/v1beta1" and (spec.access_mode is not None or (opts and (opts.image or opts.image_pull_secrets))):
+    if ws.api_version == "kaito.sh/v1beta1" and (
+        spec.access_mode is not None or (opts and (opts.image or opts.image_pull_secrets))
+    ):
         check.warn(
             base,
             "accessMode, presetOptions.image and presetOptions.imagePullSecrets are deprecated in v1beta1",
@@ -424,9 +447,16 @@ def _tuning(check: _Checker, ws: Workspace) -> None:
             code="tuning-count",
         )
     if tun.preset is None:
-        check.error(("tuning",), "tuning.preset is required", hint="e.g. preset: {name: phi-3-mini-128k-instruct}", code="preset")
+        check.error(
+            ("tuning",),
+            "tuning.preset is required",
+            hint="e.g. preset: {name: phi-3-mini-128k-instruct}",
+            code="preset",
+        )
     if tun.method is None:
-        check.error(("tuning",), "tuning.method is required", hint="method: qlora or method: lora", code="method")
+        check.error(
+            ("tuning",), "tuning.method is required", hint="method: qlora or method: lora", code="method"
+        )
     elif tun.method.lower() not in ("lora", "qlora"):
         check.error(
             ("tuning", "method"),
@@ -435,12 +465,22 @@ def _tuning(check: _Checker, ws: Workspace) -> None:
             code="method",
         )
     if tun.input is None:
-        check.error(("tuning",), "tuning.input is required", hint="add input.urls, input.image or input.volumeSource", code="input")
+        check.error(
+            ("tuning",),
+            "tuning.input is required",
+            hint="add input.urls, input.image or input.volumeSource",
+            code="input",
+        )
     else:
         _tuning_input(check, tun.input)
     out = tun.output
     if out is None:
-        check.error(("tuning",), "tuning.output is required", hint="add output.image with imagePushSecret, or output.volumeSource", code="output")
+        check.error(
+            ("tuning",),
+            "tuning.output is required",
+            hint="add output.image with imagePushSecret, or output.volumeSource",
+            code="output",
+        )
         return
     path: FieldPath = ("tuning", "output")
     if (out.image is None) == (out.volume_source is None):
@@ -455,12 +495,16 @@ def _tuning(check: _Checker, ws: Workspace) -> None:
                 code="output",
             )
     elif out.image_push_secret:
-        check.warn((*path, "imagePushSecret"), "imagePushSecret is unused without output.image", code="output")
+        check.warn(
+            (*path, "imagePushSecret"), "imagePushSecret is unused without output.image", code="output"
+        )
 
 
 def _tuning_input(check: _Checker, src: DataSource) -> None:
     path: FieldPath = ("tuning", "input")
-    given = [k for k, v in (("urls", src.urls), ("image", src.image), ("volumeSource", src.volume_source)) if v]
+    given = [
+        k for k, v in (("urls", src.urls), ("image", src.image), ("volumeSource", src.volume_source)) if v
+    ]
     if len(given) != 1:
         check.error(
             path,

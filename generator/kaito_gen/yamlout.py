@@ -114,7 +114,9 @@ def _block(text: str) -> bool:
     """Whether a multi-line string can be written as a literal block."""
     if "\n" not in text or text.startswith((" ", "\n")) or "\r" in text:
         return False
-    return all(_printable(ch) for ch in text) and not any(line.endswith((" ", "\t")) for line in text.split("\n"))
+    return all(_printable(ch) for ch in text) and not any(
+        line.endswith((" ", "\t")) for line in text.split("\n")
+    )
 
 
 def _literal(text: str, indent: str) -> list[str]:

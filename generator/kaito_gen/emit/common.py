@@ -37,7 +37,14 @@ CONTAINER_SECURITY_CONTEXT: Manifest = {
 }
 
 
-def metadata(plan: WorkspacePlan, name: str, *, namespaced: bool = True, extra_labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None) -> Manifest:
+def metadata(
+    plan: WorkspacePlan,
+    name: str,
+    *,
+    namespaced: bool = True,
+    extra_labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> Manifest:
     meta: Manifest = {"name": name}
     if namespaced:
         meta["namespace"] = plan.rw.namespace
@@ -78,7 +85,9 @@ def node_affinity(plan: WorkspacePlan) -> Manifest:
     expressions = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(wanted.items())]
     return {
         "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": expressions}]
+            }
         }
     }
 
@@ -90,7 +99,14 @@ def tolerations(plan: WorkspacePlan, cloud: str) -> list[Manifest]:
         {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
     ]
     if cloud == "azure":
-        out.append({"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot", "effect": "NoSchedule"})
+        out.append(
+            {
+                "key": "kubernetes.azure.com/scalesetpriority",
+                "operator": "Equal",
+                "value": "spot",
+                "effect": "NoSchedule",
+            }
+        )
     return out
 
 
@@ -117,7 +133,8 @@ def docker_config_volume(name: str, secrets: tuple[str, ...]) -> Manifest:
         "name": name,
         "projected": {
             "sources": [
-                {"secret": {"name": s, "items": [{"key": ".dockerconfigjson", "path": f"{s}.json"}]}} for s in secrets
+                {"secret": {"name": s, "items": [{"key": ".dockerconfigjson", "path": f"{s}.json"}]}}
+                for s in secrets
             ]
         },
     }
@@ -147,7 +164,12 @@ def hf_token_env(plan: WorkspacePlan) -> list[Manifest]:
         return []
     # Never inlined: the token stays in its Secret. Optional only for public models.
     optional = not (plan.rw.model and plan.rw.model.download_auth_required)
-    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "HF_TOKEN", "optional": optional}}}]
+    return [
+        {
+            "name": "HF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": "HF_TOKEN", "optional": optional}},
+        }
+    ]
 
 
 def pod_template_hash(pod_spec: Manifest, labels: Mapping[str, str]) -> str:
@@ -155,7 +177,13 @@ def pod_template_hash(pod_spec: Manifest, labels: Mapping[str, str]) -> str:
 
 
 def container(name: str, image: str, args: list[str], **extra: Any) -> Manifest:
-    out: Manifest = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": [args[0]], "args": args[1:]}
+    out: Manifest = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [args[0]],
+        "args": args[1:],
+    }
     out.update(extra)
     out["securityContext"] = dict(CONTAINER_SECURITY_CONTEXT)
     return out

@@ -65,13 +65,29 @@ def _probes(plan: WorkspacePlan) -> Manifest:
     http = {"path": "/health", "port": "http"}
     return {
         # Kaito's budget: clamp(15 min + weights GiB × 18 s, 30 min, 180 min), polled every 10 s.
-        "startupProbe": {"httpGet": http, "periodSeconds": PROBE_PERIOD, "failureThreshold": -(-budget // PROBE_PERIOD)},
-        "livenessProbe": {"httpGet": http, "periodSeconds": PROBE_PERIOD, "failureThreshold": 3, "timeoutSeconds": 5},
-        "readinessProbe": {"httpGet": http, "periodSeconds": PROBE_PERIOD, "failureThreshold": 3, "timeoutSeconds": 5},
+        "startupProbe": {
+            "httpGet": http,
+            "periodSeconds": PROBE_PERIOD,
+            "failureThreshold": -(-budget // PROBE_PERIOD),
+        },
+        "livenessProbe": {
+            "httpGet": http,
+            "periodSeconds": PROBE_PERIOD,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        },
+        "readinessProbe": {
+            "httpGet": http,
+            "periodSeconds": PROBE_PERIOD,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        },
     }
 
 
-def _adapter_parts(plan: WorkspacePlan) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[Manifest]]:
+def _adapter_parts(
+    plan: WorkspacePlan,
+) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[Manifest]]:
     """(init containers, volumes, server volume mounts, strength env) for the adapters."""
     inits: list[Manifest] = []
     volumes: list[Manifest] = []
@@ -215,7 +231,9 @@ def emit_inference(plan: WorkspacePlan, target: Target) -> list[Manifest]:
             "selector": selector,
             "template": template,
         }
-        out.append(manifest("apps/v1", "Deployment", metadata(plan, name, annotations=plan.annotations), spec=spec))
+        out.append(
+            manifest("apps/v1", "Deployment", metadata(plan, name, annotations=plan.annotations), spec=spec)
+        )
     else:
         spec = {
             "replicas": rw.node_count,
@@ -227,7 +245,9 @@ def emit_inference(plan: WorkspacePlan, target: Target) -> list[Manifest]:
         if claims:
             spec["volumeClaimTemplates"] = claims
             spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete", "whenScaled": "Retain"}
-        out.append(manifest("apps/v1", "StatefulSet", metadata(plan, name, annotations=plan.annotations), spec=spec))
+        out.append(
+            manifest("apps/v1", "StatefulSet", metadata(plan, name, annotations=plan.annotations), spec=spec)
+        )
     out += _services(plan)
     if rw.node_count > 1:
         pdb_spec = {"maxUnavailable": 1, "selector": selector}

@@ -22,7 +22,9 @@ def emit_nodepool(plan: WorkspacePlan, target: Target) -> list[Manifest]:
     ]
     if node_class.group == "karpenter.azure.com":
         # GPU capacity is often missing in a given zone; Kaito asks for regional placement.
-        requirements.append({"key": "karpenter.azure.com/placement-scope", "operator": "In", "values": ["regional"]})
+        requirements.append(
+            {"key": "karpenter.azure.com/placement-scope", "operator": "In", "values": ["regional"]}
+        )
     template_labels = {**user_match_labels(plan), **ownership_labels(plan)}
     gpus = rw.node_count * rw.gpus_per_node
     static = target.features.nodepool_replicas
@@ -31,7 +33,11 @@ def emit_nodepool(plan: WorkspacePlan, target: Target) -> list[Manifest]:
     disruption: Manifest = {
         "consolidationPolicy": "WhenEmpty",
         "consolidateAfter": "10m" if rw.mode == "inference" else "5m",
-        "budgets": [{"nodes": "1", "reasons": ["Drifted"]} if rw.mode == "inference" else {"nodes": "0", "reasons": ["Drifted"]}],
+        "budgets": [
+            {"nodes": "1", "reasons": ["Drifted"]}
+            if rw.mode == "inference"
+            else {"nodes": "0", "reasons": ["Drifted"]}
+        ],
     }
     spec: Manifest = {
         "template": {
@@ -52,7 +58,10 @@ def emit_nodepool(plan: WorkspacePlan, target: Target) -> list[Manifest]:
         spec["limits"] = {"nodes": str(rw.node_count)}
     else:
         spec["limits"] = {rw.sku.gpu_resource: str(gpus), "nodes": str(rw.node_count)}
-    extra = {"karpenter.kaito.sh/workspace-name": rw.name, "karpenter.kaito.sh/workspace-namespace": rw.namespace}
+    extra = {
+        "karpenter.kaito.sh/workspace-name": rw.name,
+        "karpenter.kaito.sh/workspace-namespace": rw.namespace,
+    }
     meta = metadata(plan, plan.nodepool, namespaced=False, extra_labels=extra, annotations=plan.annotations)
     meta["labels"]["app.kubernetes.io/component"] = "nodepool"
     return [manifest("karpenter.sh/v1", "NodePool", meta, spec=spec)]

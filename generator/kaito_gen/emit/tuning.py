@@ -105,8 +105,14 @@ def emit_tuning(plan: WorkspacePlan, target: Target) -> list[Manifest]:
         {"name": "data-volume", "mountPath": DATA_DIR, "readOnly": True},
         {"name": "results-volume", "mountPath": rw.output_dir},
     ]
-    env = [*base_env(), *hf_token_env(plan), {"name": "PYTORCH_CUDA_ALLOC_CONF", "value": "expandable_segments:True"}]
-    trainer = container(rw.name, plan.image, args, env=env, resources=gpu_resources(plan), volumeMounts=mounts)
+    env = [
+        *base_env(),
+        *hf_token_env(plan),
+        {"name": "PYTORCH_CUDA_ALLOC_CONF", "value": "expandable_segments:True"},
+    ]
+    trainer = container(
+        rw.name, plan.image, args, env=env, resources=gpu_resources(plan), volumeMounts=mounts
+    )
     containers: list[Manifest]
     if out.image:
         # Training runs as the last init container and the push is the main container:
@@ -159,4 +165,6 @@ def emit_tuning(plan: WorkspacePlan, target: Target) -> list[Manifest]:
         "parallelism": 1,
         "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
     }
-    return [manifest("batch/v1", "Job", metadata(plan, plan.job_name, annotations=plan.annotations), spec=spec)]
+    return [
+        manifest("batch/v1", "Job", metadata(plan, plan.job_name, annotations=plan.annotations), spec=spec)
+    ]
