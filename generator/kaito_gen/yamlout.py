@@ -63,8 +63,13 @@ def _printable(ch: str) -> bool:
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
+_ASCII_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
 def quote(text: str) -> str:
     """A YAML double-quoted scalar."""
+    if _ASCII_PRINTABLE.fullmatch(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     out = ['"']
     for ch in text:
         esc = _ESCAPES.get(ch)
@@ -83,6 +88,9 @@ def quote(text: str) -> str:
 
 
 def scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return value if _is_plain(value) else quote(value)
     if value is None:
         return "null"
     if value is True:
@@ -131,15 +139,30 @@ def _literal(text: str, indent: str) -> list[str]:
     return lines
 
 
+def _is_map(value: Any) -> bool:
+    # Exact-type checks first: isinstance against the ABCs is the writer's hot spot.
+    kind = type(value)
+    return kind is dict or (kind is not str and kind is not list and isinstance(value, Mapping))
+
+
+def _is_seq(value: Any) -> bool:
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return True
+    return kind is not str and kind is not dict and isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _value(value: Any, indent: str, out: list[str], prefix: str) -> None:
     """Write ``prefix`` (``"key:"`` or ``"-"``) followed by ``value`` at ``indent``."""
-    if isinstance(value, Mapping):
+    if type(value) is str and "\n" not in value:
+        out.append(f"{prefix} {value if _is_plain(value) else quote(value)}")
+    elif _is_map(value):
         if not value:
             out.append(f"{prefix} {{}}")
             return
         out.append(prefix)
         _mapping(value, indent + "  " if prefix.endswith(":") else indent, out)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
+    elif _is_seq(value):
         if not value:
             out.append(f"{prefix} []")
             return
@@ -160,13 +183,13 @@ def _mapping(value: Mapping[str, Any], indent: str, out: list[str]) -> None:
 
 def _sequence(value: Sequence[Any], indent: str, out: list[str]) -> None:
     for item in value:
-        if isinstance(item, Mapping) and item:
+        if item and _is_map(item):
             # First key on the dash line, the rest aligned under it.
             sub: list[str] = []
             _mapping(item, indent + "  ", sub)
             sub[0] = f"{indent}- {sub[0][len(indent) + 2 :]}"
             out.extend(sub)
-        elif isinstance(item, Sequence) and not isinstance(item, str) and item:
+        elif item and _is_seq(item):
             sub = []
             _sequence(item, indent + "  ", sub)
             sub[0] = f"{indent}- {sub[0][len(indent) + 2 :]}"
