@@ -9,58 +9,29 @@ stdout gets one JSON line describing the result; progress and errors go to stder
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import requests
 
-from kaito_runtime.adapter.dockerconfig import Credentials, credentials_for, default_config_path, load_config
 from kaito_runtime.adapter.errors import AdapterError, UsageError
 from kaito_runtime.adapter.layout import check_adapter_dir
+from kaito_runtime.adapter.options import connection_options, log, session_for
 from kaito_runtime.adapter.pull import pull_adapter
 from kaito_runtime.adapter.push import push_adapter
-from kaito_runtime.adapter.reference import ImageRef, parse_reference
-from kaito_runtime.adapter.registry import RegistrySession, open_session
+from kaito_runtime.adapter.reference import parse_reference
 from kaito_runtime.data.cli import parse_size
 
 EXIT_CODES = (
     "Exit codes: 0 ok, 1 other failure, 2 bad arguments, 3 not a complete adapter, 4 registry unusable "
     "(unreachable, TLS), 5 authentication, 6 image or tag not found, 7 digest mismatch."
 )
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _log(message: str) -> None:
-    click.echo(f"kaito-adapter: {message}", err=True)
-
-
-def _connection_options(func: F) -> F:
-    options = [
-        click.option(
-            "--docker-config",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="docker config.json with registry credentials [default: $DOCKER_CONFIG/config.json, "
-            "~/.docker/config.json, else anonymous].",
-        ),
-        click.option(
-            "--plain-http", is_flag=True, help="Talk HTTP instead of HTTPS (implied for loopback registries)."
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="CA bundle for TLS.",
-        ),
-        click.option(
-            "--timeout", default=60.0, show_default=True, type=click.FloatRange(1), help="Per request (s)."
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+_log = log
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +42,7 @@ def main() -> None:
 @main.command(epilog=EXIT_CODES)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.argument("image")
-@_connection_options
+@connection_options
 @click.option(
     "--base-model", help="Annotate the manifest with sh.kaito.model.name [default: from adapter_config]."
 )
@@ -85,7 +56,7 @@ def push(
     *,
     directory: Path,
     image: str,
-    docker_config: Path | None,
+    docker_config: tuple[Path, ...],
     plain_http: bool,
     ca_file: Path | None,
     timeout: float,
@@ -99,7 +70,7 @@ def push(
         ref = parse_reference(image)
         if ref.digest:
             raise UsageError(f"cannot push to a digest reference {image!r}", "push to a tag")
-        session = _session(ref, docker_config, plain_http, ca_file, timeout)
+        session = session_for(ref, docker_config, plain_http, ca_file, timeout)
         result = push_adapter(adapter, session, base_model or adapter.base_model, _log)
         _log(f"pushed {result.image}@{result.digest}")
         return {
@@ -115,13 +86,13 @@ def push(
 @main.command(epilog=EXIT_CODES)
 @click.argument("image")
 @click.argument("directory", type=click.Path(path_type=Path))
-@_connection_options
+@connection_options
 @click.option("--max-bytes", default="16Gi", show_default=True, help="Cap on the unpacked image size.")
 def pull(
     *,
     image: str,
     directory: Path,
-    docker_config: Path | None,
+    docker_config: tuple[Path, ...],
     plain_http: bool,
     ca_file: Path | None,
     timeout: float,
@@ -132,7 +103,7 @@ def pull(
     def run() -> dict[str, Any]:
         ref = parse_reference(image)
         limit = parse_size(max_bytes)
-        session = _session(ref, docker_config, plain_http, ca_file, timeout)
+        session = session_for(ref, docker_config, plain_http, ca_file, timeout)
         result = pull_adapter(session, directory, limit, _log)
         return {
             "image": result.image,
@@ -143,20 +114,6 @@ def pull(
         }
 
     _run(run)
-
-
-def _session(
-    ref: ImageRef, docker_config: Path | None, plain_http: bool, ca_file: Path | None, timeout: float
-) -> RegistrySession:
-    creds: Credentials | None = None
-    path = docker_config or default_config_path(dict(os.environ), Path.home())
-    if path is not None:
-        creds = credentials_for(load_config(path), ref, path)
-        if creds is None:
-            _log(f"no credentials for {ref.registry} in {path}; trying anonymously")
-    if plain_http and not ref.is_loopback():
-        _log(f"WARNING: plain HTTP to {ref.api_host}: credentials and adapter travel unencrypted")
-    return open_session(ref, creds, plain_http=plain_http, ca_file=ca_file, timeout_s=timeout, log=_log)
 
 
 def _run(action: Callable[[], dict[str, Any]]) -> None:

@@ -52,7 +52,11 @@ class PullResult:
     base_model: str | None
 
 
-def pull_adapter(session: RegistrySession, dest: Path, max_bytes: int, log: Logger) -> PullResult:
+def pull_adapter(
+    session: RegistrySession, dest: Path, max_bytes: int, log: Logger, *, require_adapter: bool = True
+) -> PullResult:
+    """Pull the image's /data into ``dest``. ``require_adapter=False`` accepts any non-empty /data:
+    Kaito's dataset images (tuning input.image) use the same layout with other files."""
     ref = session.ref
     manifest, digest = _fetch_manifest(session, ref.reference, ref.digest)
     dest = dest.absolute()
@@ -73,7 +77,10 @@ def pull_adapter(session: RegistrySession, dest: Path, max_bytes: int, log: Logg
             extract_layer(blob, media_type, rootfs, diff_ids[index] if diff_ids else None, budget)
             blob.unlink()
         data = rootfs / DATA_DIR
-        _check_adapter(data, str(ref))
+        if require_adapter:
+            _check_adapter(data, str(ref))
+        else:
+            _check_data(data, str(ref))
         base_model = _annotation(manifest)
         install_dir(data, dest)
     finally:
@@ -201,6 +208,15 @@ def _check_adapter(data: Path, image: str) -> None:
         )
     read_adapter_config(data / CONFIG_FILE)
     check_safetensors(data / WEIGHTS_FILE)
+    os.chmod(data, 0o755)
+
+
+def _check_data(data: Path, image: str) -> None:
+    if not data.is_dir() or not any(data.iterdir()):
+        raise AdapterDirError(
+            f"{image} has no files under /{DATA_DIR}",
+            "a dataset image keeps its files under /data (Kaito's layout)",
+        )
     os.chmod(data, 0o755)
 
 

@@ -71,7 +71,7 @@ class _Registry(oras.provider.Registry):  # type: ignore[misc]
     attempts = 3
     backoff_s = 1.0
 
-    def do_request(  # noqa: PLR0917 - oras' signature, called positionally by oras itself
+    def do_request(
         self,
         url: str,
         method: str = "GET",

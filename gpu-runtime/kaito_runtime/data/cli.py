@@ -1,6 +1,7 @@
 """`kaito-data`: console script for the tuning Job's data init container.
 
     kaito-data fetch URL... --dest /mnt/data
+    kaito-data pull-image IMAGE --dest /mnt/data [--docker-config FILE]...
 
 stdout gets one JSON line per downloaded file ({"url", "file", "bytes", "sha256"}); progress and errors go
 to stderr as `kaito-data: ...` lines. Exit codes: 0 all files downloaded, 1 a download failed, 2 bad
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from kaito_runtime.adapter.options import connection_options, session_for
 from kaito_runtime.data.errors import FetchError
 from kaito_runtime.data.fetch import FetchOptions, FetchResult, fetch_all
 
@@ -110,4 +112,38 @@ def _result_line(result: FetchResult) -> str:
     return json.dumps(
         {"url": result.url, "file": str(result.path), "bytes": result.size, "sha256": result.sha256},
         sort_keys=True,
+    )
+
+
+@main.command("pull-image", epilog="Exit codes as for `kaito-adapter pull`.")
+@click.argument("image")
+@click.option(
+    "--dest", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write to."
+)
+@connection_options
+@click.option("--max-bytes", default="50Gi", show_default=True, help="Cap on the unpacked image size.")
+def pull_image(
+    *,
+    image: str,
+    dest: Path,
+    docker_config: tuple[Path, ...],
+    plain_http: bool,
+    ca_file: Path | None,
+    timeout: float,
+    max_bytes: str,
+) -> None:
+    """Fetch the files under /data of dataset IMAGE into DEST (Kaito's `input.image`), digests verified."""
+    from kaito_runtime.adapter.errors import AdapterError
+    from kaito_runtime.adapter.pull import pull_adapter
+    from kaito_runtime.adapter.reference import parse_reference
+
+    try:
+        ref = parse_reference(image)
+        session = session_for(ref, docker_config, plain_http, ca_file, timeout)
+        result = pull_adapter(session, dest, parse_size(max_bytes), _log, require_adapter=False)
+    except AdapterError as exc:
+        _log(f"error: {exc.render()}")
+        sys.exit(exc.exit_code)
+    click.echo(
+        json.dumps({"image": result.image, "digest": result.digest, "files": result.files}, sort_keys=True)
     )
