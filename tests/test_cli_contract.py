@@ -11,7 +11,6 @@ from typing import Any
 import click
 import pytest
 import yaml
-
 from kaito_runtime.adapter.cli import main as adapter_main
 from kaito_runtime.data.cli import main as data_main
 from kaito_runtime.serve.cli import build_parser
@@ -77,7 +76,7 @@ def test_emitted_command_parses(where: str, argv: list[str]) -> None:
 
 def test_emitted_inference_configmaps_are_accepted_by_the_server(tmp_path: Path) -> None:
     checked = 0
-    for where, doc in _documents():
+    for _where, doc in _documents():
         if doc["kind"] == "ConfigMap" and "inference_config.yaml" in doc.get("data", {}):
             path = tmp_path / f"{checked}.yaml"
             path.write_text(doc["data"]["inference_config.yaml"])
