@@ -33,11 +33,11 @@ from .errors import (
     render_diagnostics,
     sorted_diagnostics,
 )
-from .gitops import GitopsSettings, decorate, gitops_files, repo_path
+from .gitops import GitopsSettings, repo_path
 from .load import load, load_presets
 from .models.target import GitopsTarget, NodeClassRef, Target
 from .pipeline import Compiled, compile_inputs
-from .write import read_tree, render_files, unified_diff, write
+from .write import read_tree, unified_diff, write
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -150,17 +150,6 @@ def build_target(
     return Target.model_validate(values)
 
 
-def with_gitops(compiled: Compiled, gitops: GitopsSettings | None, target: Target) -> Compiled:
-    """Add the GitOps layer (NodePool sync waves, Argo CD / Flux objects) to a compiled render."""
-    if gitops is None or target.gitops.flavour == "none" or not compiled.ok:
-        return compiled
-    bundles = decorate(
-        compiled.bundles, target.gitops.flavour, target.gitops.skip_dry_run_on_missing_resource
-    )
-    files = render_files(bundles, extra=gitops_files(gitops, bundles, compiled.plan))
-    return dataclasses.replace(compiled, bundles=bundles, files=files)
-
-
 def run_compile(
     sources: Sequence[Path],
     target: Target,
@@ -173,7 +162,7 @@ def run_compile(
     inputs = load(sources, base=cwd, exclude=exclude)
     if not inputs.docs and not inputs.problems:
         raise UsageError("no YAML documents found in " + ", ".join(str(s) for s in sources))
-    return with_gitops(compile_inputs(inputs, catalog, target), gitops, target)
+    return compile_inputs(inputs, catalog, target, gitops)
 
 
 def report(compiled: Compiled, quiet: bool) -> None:

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .emit.bundle import Bundle, emit
+from .emit.bundle import Bundle, emit_iter
+from .emit.common import Manifest
 from .errors import Diagnostic, sorted_diagnostics
+from .gitops import GitopsSettings, decorate, gitops_files
 from .load import Inputs
 from .models.target import Target
 from .plan import Plan, plan
 from .presets import PresetCatalog
 from .resolve import Resolved, resolve
 from .validate import validate
-from .write import render_files
+from .write import MARKER, MARKER_TEXT, bundle_files
 
 STAGES = ("load", "validate", "resolve", "plan", "emit", "write")
 
@@ -28,7 +30,7 @@ STAGES = ("load", "validate", "resolve", "plan", "emit", "write")
 class Compiled:
     resolved: Resolved
     plan: Plan | None
-    bundles: tuple[Bundle, ...]
+    bundles: tuple[Bundle, ...]  # outlines: apiVersion/kind/name/namespace of each manifest
     files: dict[str, str]
     diagnostics: tuple[Diagnostic, ...]
 
@@ -37,13 +39,42 @@ class Compiled:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def compile_inputs(inputs: Inputs, catalog: PresetCatalog, target: Target) -> Compiled:
-    """Pure: the same inputs give the same files, byte for byte."""
+def compile_inputs(
+    inputs: Inputs, catalog: PresetCatalog, target: Target, gitops: GitopsSettings | None = None
+) -> Compiled:
+    """Pure: the same inputs give the same files, byte for byte.
+
+    With ``gitops`` (and a flavour other than none) the GitOps layer is applied to the
+    bundles — NodePool sync waves, Argo CD / Flux objects under ``_gitops/`` — before
+    the files are rendered, once."""
     validated = validate(inputs, target)
     resolved = resolve(validated, catalog, target)
     diagnostics = tuple(sorted_diagnostics(resolved.diagnostics))
     if any(d.is_error for d in diagnostics):
         return Compiled(resolved, None, (), {}, diagnostics)
     the_plan = plan(resolved, target)
-    bundles = emit(the_plan, target)
-    return Compiled(resolved, the_plan, bundles, render_files(bundles), diagnostics)
+    layered = gitops is not None and target.gitops.flavour != "none"
+    files: dict[str, str] = {MARKER: MARKER_TEXT}
+    outlines: list[Bundle] = []
+    # Render each bundle as it is emitted and keep only an outline of it: at 10,000
+    # Workspaces the full manifest trees would double peak memory.
+    for bundle in emit_iter(the_plan, target):
+        if layered:
+            (bundle,) = decorate(
+                (bundle,), target.gitops.flavour, target.gitops.skip_dry_run_on_missing_resource
+            )
+        files.update(bundle_files(bundle))
+        outlines.append(Bundle(bundle.path, bundle.sources, tuple(_outline(m) for m in bundle.manifests)))
+    if gitops is not None and layered:
+        files.update(gitops_files(gitops, outlines, the_plan))
+    return Compiled(resolved, the_plan, tuple(outlines), dict(sorted(files.items())), diagnostics)
+
+
+def _outline(manifest: Manifest) -> Manifest:
+    """apiVersion, kind, name and namespace: what the GitOps layer and reports need."""
+    meta = manifest["metadata"]
+    return {
+        "apiVersion": manifest["apiVersion"],
+        "kind": manifest["kind"],
+        "metadata": {k: meta[k] for k in ("name", "namespace") if k in meta},
+    }

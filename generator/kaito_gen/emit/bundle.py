@@ -8,7 +8,7 @@ emitter is a pure function of (WorkspacePlan, Target); EMITTERS fixes the order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..models.target import Target
@@ -43,6 +43,11 @@ class Bundle:
 
 
 def emit(plan: Plan, target: Target) -> tuple[Bundle, ...]:
+    return tuple(emit_iter(plan, target))
+
+
+def emit_iter(plan: Plan, target: Target) -> Iterator[Bundle]:
+    """Bundles in path order, one at a time, so a caller can render and release each."""
     bundles: list[Bundle] = []
     for wp in plan.workspaces:
         manifests: list[Manifest] = []
@@ -54,4 +59,7 @@ def emit(plan: Plan, target: Target) -> tuple[Bundle, ...]:
         manifests = [passthrough(o) for o in sorted(objects, key=lambda o: (o.kind, o.name))]
         sources = sorted({o.doc.file for o in objects})
         bundles.append(Bundle(f"{namespace}/{SHARED_BUNDLE}", tuple(sources), tuple(manifests)))
-    return tuple(sorted(bundles, key=lambda b: b.path))
+    bundles.sort(key=lambda b: b.path)
+    bundles.reverse()
+    while bundles:
+        yield bundles.pop()
