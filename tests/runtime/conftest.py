@@ -7,7 +7,9 @@ any test module can import transformers/huggingface_hub (which read them once).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 _HF_HOME = tempfile.mkdtemp(prefix="kaito-test-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 for _key, _value in {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",

@@ -103,6 +103,9 @@ def fetch(
     except FetchError as exc:
         _log(f"error: {exc.render()}")
         sys.exit(exc.exit_code)
+    except OSError as exc:  # --dest not creatable or writable, disk full
+        _log(f"error: {exc}")
+        sys.exit(1)
     for result in results:
         click.echo(_result_line(result))
     _log(f"fetched {len(results)} file(s) into {dest}")

@@ -129,6 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         trust_remote_code=args.trust_remote_code,
         chat_template=template,
         log_level=args.log_level,
+        tune_cpu_threads=True,
     )
 
 

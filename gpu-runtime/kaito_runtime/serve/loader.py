@@ -63,6 +63,25 @@ def resolve_dtype(requested: str) -> torch.dtype:
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[requested]
 
 
+def configure_cpu_threads() -> int | None:
+    """On CPU-only hosts, leave one core to the HTTP event loop.
+
+    torch's OpenMP workers spin at barriers; when they share every core with the event loop
+    (and, on small hosts, with clients), each decode step can stall 5-10x (measured on 2 cores:
+    BENCHMARKS.md, `serve`). An explicit OMP_NUM_THREADS is respected. Returns the thread count set.
+    """
+    import os
+
+    import torch
+
+    if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, min(torch.get_num_threads(), cores - 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def resolve_model_dir(
     model: str, revision: str | None, cache_dir: Path | None, trust_remote_code: bool
 ) -> Path:
@@ -181,6 +200,9 @@ def load_model(settings: Settings) -> LoadedModel:
     )
     dtype = resolve_dtype(settings.dtype)
     cuda = torch.cuda.is_available()
+    threads = configure_cpu_threads() if settings.tune_cpu_threads else None
+    if threads is not None:
+        log.info("CPU only: using %d torch thread(s), leaving a core to the HTTP server", threads)
     if not cuda and dtype == torch.float16:
         log.warning("float16 on CPU is slow and may overflow; prefer --dtype float32 or bfloat16 on CPU")
     try:

@@ -3,6 +3,26 @@
 Everything here is plain Python (no torch), so bad input is rejected in well under a
 second, before the expensive imports. Every problem raises `SettingsError` with a
 message that names the flag/key/file and says how to fix it.
+
+The config file (`--config`, Kaito's `inference_config.yaml`)::
+
+    vllm: {...}                          # Kaito's vLLM runtime: ignored here (logged)
+    max_probe_steps: 6                   # Kaito's vLLM runtime: ignored here (logged)
+    kv_cache_cpu_memory_utilization: 0.5 # Kaito's vLLM runtime: ignored here (logged)
+    transformers:                        # ours, optional; '_' and '-' are interchangeable
+      max-model-len: 4096        # int [16, 1e7]   prompt + completion tokens
+      max-batch-size: 16         # int [1, 1024]   rows per decode step
+      max-queue: 64              # int [0, 1e5]    waiting requests beyond the batch
+      max-tokens-limit: 4096     # int [1, 1e7]    largest max_tokens a request may ask for
+      max-request-bytes: 1048576 # int [1 KiB, 64 MiB]
+      drain-seconds: 30          # number [0, 3600] SIGTERM drain bound
+      retry-after-seconds: 1     # int [1, 3600]   Retry-After on 503
+      combination-type: cat      # cat | svd | linear  (how adapters combine)
+      chat-template: "..."       # inline Jinja, overrides the tokenizer's
+
+Any other top-level key is ignored with a warning; an unknown key inside `transformers:`
+is an error. A key set in the file overrides the same command-line flag (as in Kaito,
+whose config is applied after the operator's flags); the override is logged.
 """
 
 from __future__ import annotations
@@ -85,6 +105,8 @@ class Settings:
     trust_remote_code: bool = False
     chat_template: str | None = None
     log_level: str = "info"
+    # The CLI sets this: a server process owns the machine. Tests loading models in-process don't.
+    tune_cpu_threads: bool = False
 
     def with_limits(self, **changes: Any) -> Settings:
         return replace(self, limits=replace(self.limits, **changes))

@@ -251,6 +251,15 @@ def test_openai_completions_stop_and_echo(client: openai.OpenAI, server: ServerP
     assert ids["usage"]["prompt_tokens"] == 3
 
 
+def test_min_tokens_fixes_the_output_length(server: ServerProcess) -> None:
+    # vLLM's `min_tokens` extension: end-of-sequence is suppressed until that many tokens.
+    body = {"prompt": "one", "max_tokens": 40, "min_tokens": 40, "temperature": 1.0, "seed": 3}
+    for _ in range(3):
+        r = _post(server, "/v1/completions", body).json()
+        assert r["usage"]["completion_tokens"] == 40
+        assert r["choices"][0]["finish_reason"] == "length"
+
+
 def test_seed_makes_sampling_reproducible(client: openai.OpenAI) -> None:
     def run(seed: int) -> str:
         r = client.completions.create(
@@ -434,6 +443,7 @@ BAD_REQUESTS: list[tuple[str, str, Any, tuple[int, dict[str, Any]]]] = [
     ("stream not bool", CHAT, {"messages": MESSAGES, "stream": "yes"}, _v1("Invalid type for 'stream': expected a boolean, but got a string instead.", "stream")),
     ("too many stops", CHAT, {"messages": MESSAGES, "stop": ["a", "b", "c", "d", "e"]}, _v1("'stop' has 5 sequences; at most 4 are allowed.", "stop")),
     ("stream_options without stream", CHAT, {"messages": MESSAGES, "stream_options": {"include_usage": True}}, _v1("'stream_options' is only allowed when 'stream' is true.", "stream_options")),
+    ("min_tokens above max_tokens", CHAT, {"messages": MESSAGES, "max_tokens": 2, "min_tokens": 3}, _v1("'min_tokens' (3) must not exceed 'max_tokens' (2).", "min_tokens")),
     ("logprobs", CHAT, {"messages": MESSAGES, "logprobs": True}, _v1("'logprobs' is not supported by this server.", "logprobs")),
     ("unknown model", CHAT, {"model": "nope", "messages": MESSAGES}, _v1(f"The model 'nope' does not exist. Available models: {SERVED}, a1, a2.", "model", "model_not_found", 404)),
     ("model not a string", CHAT, {"model": 3, "messages": MESSAGES}, _v1("Invalid type for 'model': expected a string, but got an integer instead.", "model")),
