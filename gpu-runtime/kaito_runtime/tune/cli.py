@@ -103,6 +103,9 @@ def main(
     except KeyboardInterrupt:
         _log("interrupted; the next start resumes from the latest checkpoint")
         sys.exit(130)
+    except OSError as exc:  # unwritable output volume, full disk, unreadable data file
+        _log(f"error: {exc}")
+        sys.exit(1)
     except MemoryError:
         _log("error: out of memory (hint: lower per_device_train_batch_size or max_length, or use qlora)")
         sys.exit(1)

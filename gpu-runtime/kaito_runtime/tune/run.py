@@ -45,6 +45,13 @@ class TuneOptions:
     token: str | None = None  # HF_TOKEN, read by the CLI
 
 
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.absolute()))
+    except ValueError:  # dataset_path through a symlink: the name still identifies the file
+        return path.name
+
+
 def tune(options: TuneOptions, log: Logger) -> dict[str, Any]:
     """Run one tuning job; return its metrics. Raises TuneError subclasses for anything the user can fix."""
     loaded = load_config(options.config)
@@ -72,7 +79,7 @@ def tune(options: TuneOptions, log: Logger) -> dict[str, Any]:
             "method": method.value,
             "model": model_ref,
             "revision": revision,
-            "data": [(str(p.relative_to(options.data.absolute())), p.stat().st_size) for p in files],
+            "data": [(_relative(p, options.data), p.stat().st_size) for p in files],
             "compat_peft": options.compat_peft,
         }
     )
@@ -143,6 +150,7 @@ def tune(options: TuneOptions, log: Logger) -> dict[str, Any]:
         )
 
     model = training.load_model(loaded, spec, method, bits)
+    quantized_layers = training.count_quantized_linear(model)
     peft_model, lora_defaults = training.attach_lora(model, loaded, method)
     trainable, total = training.count_parameters(peft_model)
     args = training.training_arguments(loaded, output_dir, has_eval=bool(eval_examples))
@@ -162,6 +170,7 @@ def tune(options: TuneOptions, log: Logger) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "method": method.value,
         "quantization_bits": bits,
+        "quantized_linear_layers": quantized_layers,
         "base_model": model_ref,
         "revision": revision,
         "record_shape": shape.shape.value,

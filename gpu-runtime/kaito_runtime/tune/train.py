@@ -2,12 +2,15 @@
 
 Plain `transformers.Trainer` (no TRL): the dataset is already tokenized with its loss masks, the
 collator pads labels as well as inputs, and Trainer brings gradient checkpointing, accumulation,
-schedulers, checkpoint save/resume and token counting.
+schedulers, checkpoint save/resume and token counting. One override (`loss.KaitoTrainer`) computes the
+loss without full-batch vocabulary logits, which is what lets batches larger than 1 fit in the memory
+Kaito's batch-size-1 job needs.
 
 QLoRA = BitsAndBytes 4-bit NF4 with double quantisation (or 8-bit) + `prepare_model_for_kbit_training`
 + LoRA; LoRA = the same without quantisation. Default target modules per architecture: phi-3's fused
 projections (`qkv_proj`, `gate_up_proj`), llama-style q/k/v/o/gate/up/down for the llama family, peft's
-"all-linear" otherwise.
+"all-linear" otherwise. Kaito's `DEFAULT_TARGET_MODULES` env var is deliberately not read: for phi-3 it
+names llama-style modules that phi-3 does not have.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from transformers import (
     BitsAndBytesConfig,
     PreTrainedModel,
     PrinterCallback,
-    Trainer,
     TrainingArguments,
 )
 
@@ -35,6 +37,7 @@ from kaito_runtime.tune.collate import ExampleDataset, PadCollator
 from kaito_runtime.tune.config import LoadedConfig
 from kaito_runtime.tune.errors import ConfigError, ModelError, TuneError
 from kaito_runtime.tune.events import emit
+from kaito_runtime.tune.loss import KaitoTrainer
 from kaito_runtime.tune.progress import JsonProgressCallback, TimedCheckpointCallback
 from kaito_runtime.tune.schema import Method
 from kaito_runtime.tune.tokenize import Example
@@ -258,6 +261,7 @@ def training_arguments(loaded: LoadedConfig, output_dir: Path, has_eval: bool) -
         use_cpu=not has_cuda(),
     )
     args.setdefault("logging_first_step", True)
+    args.setdefault("prediction_loss_only", True)  # eval needs the loss only; never gather eval logits
     args.setdefault("report_to", "none")
     if section.gradient_checkpointing and "gradient_checkpointing_kwargs" not in args:
         args.setdefault("activation_checkpointing_kwargs", {"use_reentrant": False})
@@ -281,7 +285,7 @@ def train(
     log: Callable[[str], None],
 ) -> TrainResult:
     progress = JsonProgressCallback()
-    trainer = Trainer(
+    trainer = KaitoTrainer(
         model=model,
         args=args,
         train_dataset=ExampleDataset(train_examples),
@@ -320,6 +324,11 @@ def peak_memory_mb() -> dict[str, float]:
     if has_cuda():
         peaks["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return peaks
+
+
+def count_quantized_linear(model: torch.nn.Module) -> int:
+    """How many linear layers bitsandbytes quantized (Linear4bit / Linear8bitLt): evidence QLoRA is real."""
+    return sum(1 for module in model.modules() if type(module).__name__ in {"Linear4bit", "Linear8bitLt"})
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

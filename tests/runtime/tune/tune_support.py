@@ -238,3 +238,118 @@ def run_cli(
         cwd=cwd,
         check=False,
     )
+
+
+@dataclass
+class TuneRun:
+    """One finished `kaito-tune` subprocess: where it wrote, and the JSON events it printed."""
+
+    output: Path
+    data: Path
+    config: Path
+    model: Path
+    returncode: int
+    stdout: str
+    stderr: str
+    args: list[str]
+
+    @property
+    def events(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
+
+    def of(self, kind: str) -> list[dict[str, object]]:
+        return [e for e in self.events if e["event"] == kind]
+
+    def metrics(self) -> dict[str, object]:
+        return dict(json.loads((self.output / "training_metrics.json").read_text()))
+
+    def to_json(self) -> str:
+        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> TuneRun:
+        raw = json.loads(text)
+        paths = {"output", "data", "config", "model"}
+        return cls(**{k: Path(v) if k in paths else v for k, v in raw.items()})
+
+
+def tune(
+    root: Path, config: str, model: Path, *extra: str, env: dict[str, str], data: Path | None = None
+) -> TuneRun:
+    """Run kaito-tune with `config` (YAML text) on `root/data`, writing to `root/results`."""
+    data = data or root / "data"
+    config_path = root / "training_config.yaml"
+    config_path.write_text(config)
+    output = root / "results"
+    args = [
+        "--config",
+        str(config_path),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--model",
+        str(model),
+        *extra,
+    ]
+    result = run_cli("kaito-tune", *args, env=env, timeout=600)
+    return TuneRun(output, data, config_path, model, result.returncode, result.stdout, result.stderr, args)
+
+
+@dataclass
+class Server:
+    """A `kaito-serve` subprocess on 127.0.0.1."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"kaito-serve exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"kaito-serve not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def complete(self, prompt: str, max_tokens: int = 16) -> str:
+        """Greedy completion through the OpenAI-compatible /v1/completions."""
+        payload = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/v1/completions", data=payload, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return str(json.loads(response.read())["choices"][0]["text"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_serve(*args: str | Path, log: Path, env: dict[str, str]) -> Server:
+    port = free_port()
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(BIN / "kaito-serve"), *map(str, args), "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    return Server(proc, port, log)
