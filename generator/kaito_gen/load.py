@@ -19,8 +19,14 @@ from .presets import PresetCatalog, build_catalog
 from .yamlsrc import SourceDoc, parse_documents
 
 YAML_SUFFIXES = (".yaml", ".yml")
-# Kustomize's own files sit beside workspaces in GitOps repos; they are not inputs.
-IGNORED_NAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
+# Kustomize's own files and kaito-gen's repo config sit beside workspaces in GitOps
+# repos; they are not inputs.
+IGNORED_NAMES = frozenset(
+    {"kustomization.yaml", "kustomization.yml", "Kustomization", "kaito-gen.yaml", "kaito-gen.yml"}
+)
+# A directory holding this marker is a tree kaito-gen rendered (see write.MARKER):
+# its manifests are output, never input, wherever it sits under the sources.
+OUTPUT_MARKER = ".kaito-gen"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ def _inside(path: Path, base: Path) -> bool:
 def _walk(root: Path, exclude: tuple[Path, ...]) -> Iterable[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
+        if OUTPUT_MARKER in filenames:
+            dirnames[:] = []
+            continue
         # Hidden folders (.git, .venv) and the output tree are never inputs.
         dirnames[:] = sorted(
             d for d in dirnames if not d.startswith(".") and not any(_same(here / d, ex) for ex in exclude)

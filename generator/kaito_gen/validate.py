@@ -110,6 +110,8 @@ def validate(inputs: Inputs, target: Target) -> Validated:
             diagnostics.extend(check.found)
             continue
         api_version, kind = header
+        if api_version.startswith("kaito-gen.io/"):
+            continue  # kaito-gen's own config or preset tables, not cluster objects
         if kind == "Workspace" and api_version.startswith("kaito.sh/"):
             ws = _workspace(check, api_version, target)
             if ws is not None:

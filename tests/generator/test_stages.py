@@ -365,3 +365,19 @@ def test_compiler_imports_no_runtime_or_cluster_libraries() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_rendered_trees_and_repo_config_are_never_inputs(tmp_path: Path) -> None:
+    """`kaito-gen render .` in a GitOps repo must not read its own output or kaito-gen.yaml."""
+    from kaito_gen.load import load
+
+    (tmp_path / "ws.yaml").write_text(BASE)
+    (tmp_path / "kaito-gen.yaml").write_text("apiVersion: kaito-gen.io/v1alpha1\nkind: Config\n")
+    out = tmp_path / "rendered"
+    compiled = compile_text(BASE)
+    write(compiled.files, out)
+    inputs = load([tmp_path], base=tmp_path)
+    assert [d.file for d in inputs.docs] == ["ws.yaml"]
+    # A preset table or config document mixed into the inputs is kaito-gen's own, not an object.
+    text = BASE + "---\napiVersion: kaito-gen.io/v1alpha1\nkind: Config\n"
+    assert errors(text) == []
