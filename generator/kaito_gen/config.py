@@ -19,11 +19,11 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictStr, ValidationError, model_validator
 
-from .errors import Diagnostic, InputError, SourcePos
-from .models.base import Frozen
-from .models.target import Features, GitopsFlavour, GitopsTarget, NodeClassRef, Target, TargetCloud
-from .schema_errors import pydantic_diagnostics
-from .yamlsrc import SourceDoc, parse_documents
+from kaito_gen.core.errors import Diagnostic, InputError, SourcePos
+from kaito_gen.core.schema_errors import pydantic_diagnostics
+from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
+from kaito_gen.models.base import Frozen
+from kaito_gen.models.target import Features, GitopsFlavour, GitopsTarget, NodeClassRef, Target, TargetCloud
 
 CONFIG_API_VERSION = "kaito-gen.io/v1alpha1"
 CONFIG_KIND = "Config"

@@ -5,8 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from kaito_gen.load import load_presets
-from kaito_gen.sizing import estimate, max_context_one_node, startup_budget_seconds, weights_volume_gib
+from kaito_gen.catalog.sizing import (
+    estimate,
+    max_context_one_node,
+    startup_budget_seconds,
+    weights_volume_gib,
+)
+from kaito_gen.compiler.load import load_presets
 
 CATALOG = load_presets()
 

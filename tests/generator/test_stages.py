@@ -8,14 +8,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from kaito_gen.errors import OutputError, PresetError
-from kaito_gen.load import Inputs, load_presets
+from kaito_gen.compiler.load import Inputs, load_presets
+from kaito_gen.compiler.pipeline import compile_inputs
+from kaito_gen.compiler.plan import nodepool_name
+from kaito_gen.compiler.rules import dataset_url_problem, image_ref_problem
+from kaito_gen.compiler.write import MARKER, read_tree, write
+from kaito_gen.core.errors import OutputError, PresetError
+from kaito_gen.core.yamlsrc import parse_documents
 from kaito_gen.models.target import Target
-from kaito_gen.pipeline import compile_inputs
-from kaito_gen.plan import nodepool_name
-from kaito_gen.rules import dataset_url_problem, image_ref_problem
-from kaito_gen.write import MARKER, read_tree, write
-from kaito_gen.yamlsrc import parse_documents
 
 CATALOG = load_presets()
 
@@ -359,7 +359,7 @@ def test_write_refuses_a_directory_it_does_not_own(tmp_path: Path) -> None:
 
 def test_compiler_imports_no_runtime_or_cluster_libraries() -> None:
     code = (
-        "import sys, kaito_gen.cli, kaito_gen.pipeline, kaito_gen.emit.bundle\n"
+        "import sys, kaito_gen.cli, kaito_gen.compiler.pipeline, kaito_gen.compiler.emit.bundle\n"
         "bad = sorted(m for m in ('torch', 'transformers', 'peft', 'kubernetes', 'yaml', 'kaito_runtime') if m in sys.modules)\n"
         "print(','.join(bad))"
     )
@@ -369,7 +369,7 @@ def test_compiler_imports_no_runtime_or_cluster_libraries() -> None:
 
 def test_rendered_trees_and_repo_config_are_never_inputs(tmp_path: Path) -> None:
     """`kaito-gen render .` in a GitOps repo must not read its own output or kaito-gen.yaml."""
-    from kaito_gen.load import load
+    from kaito_gen.compiler.load import load
 
     (tmp_path / "ws.yaml").write_text(BASE)
     (tmp_path / "kaito-gen.yaml").write_text("apiVersion: kaito-gen.io/v1alpha1\nkind: Config\n")

@@ -6,7 +6,7 @@ import io
 
 import pytest
 import yaml
-from kaito_gen.yamlout import dump, scalar
+from kaito_gen.core.yamlout import dump, scalar
 from ruamel.yaml import YAML
 
 TRICKY_STRINGS = [

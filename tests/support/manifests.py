@@ -5,7 +5,7 @@ One :class:`ManifestValidator` per provider profile combines, for each document:
 * a built-in kind → kubernetes-validate's **strict** JSON Schemas for Kubernetes 1.32,
   through one cached ``Draft202012Validator`` per (apiVersion, kind); ``iter_errors``
   reports every error (the kubernetes-validate API stops at the first);
-* a custom resource → :class:`kaito_gen.crdcheck.CrdCatalog` (the CRD's structural schema,
+* a custom resource → :class:`kaito_gen.core.crdcheck.CrdCatalog` (the CRD's structural schema,
   strict, defaults applied), kubernetes-validate's strict ``ObjectMeta`` for ``metadata``
   and the CRD's CEL ``x-kubernetes-validations`` evaluated with cel-python;
 * anything else → an error: "no schema found" is never a pass (kubernetes-validate only
@@ -33,7 +33,7 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
-from kaito_gen.crdcheck import CrdCatalog, violations_from_error
+from kaito_gen.core.crdcheck import CrdCatalog, violations_from_error
 from referencing import Registry, Resource
 
 Provider = Literal["core", "azure", "aws"]

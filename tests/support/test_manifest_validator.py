@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from kaito_gen.crdcheck import CrdCatalog, CrdLoadError, CrdViolation
+from kaito_gen.core.crdcheck import CrdCatalog, CrdLoadError, CrdViolation
 
 from support import manifests
 from support.manifests import ManifestValidator, ValidatorFactory

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from .base import Frozen
+from kaito_gen.models.base import Frozen
 
 Cloud = Literal["azure", "aws", "arc"]
 HF_REVISION_PATTERN = r"^[0-9a-f]{40}$"

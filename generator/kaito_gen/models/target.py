@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, StrictStr
 
-from .base import Frozen
+from kaito_gen.models.base import Frozen
 
 TargetCloud = Literal["azure", "aws", "arc", "byo"]
 
@@ -45,7 +45,7 @@ GitopsFlavour = Literal["argocd", "flux", "none"]
 
 class GitopsTarget(Frozen):
     """What the GitOps layer needs to know while emitting (the objects themselves come from
-    ``kaito-gen.yaml``'s ``gitops`` section, see kaito_gen.config / kaito_gen.gitops)."""
+    ``kaito-gen.yaml``'s ``gitops`` section, see kaito_gen.config / kaito_gen.compiler.emit.gitops)."""
 
     flavour: GitopsFlavour = "none"
     # Argo CD only: let a sync create NodePools before the Karpenter CRDs exist in the cluster.

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
-from .base import Frozen
+from kaito_gen.models.base import Frozen
 
 KAITO_API_VERSIONS = ("kaito.sh/v1alpha1", "kaito.sh/v1beta1")
 

@@ -19,11 +19,10 @@ import requests
 
 from kaito_runtime.adapter.errors import AdapterError, UsageError
 from kaito_runtime.adapter.layout import check_adapter_dir
-from kaito_runtime.adapter.options import connection_options, log, session_for
+from kaito_runtime.adapter.options import connection_options, log, parse_size, session_for
 from kaito_runtime.adapter.pull import pull_adapter
 from kaito_runtime.adapter.push import push_adapter
 from kaito_runtime.adapter.reference import parse_reference
-from kaito_runtime.data.cli import parse_size
 
 EXIT_CODES = (
     "Exit codes: 0 ok, 1 other failure, 2 bad arguments, 3 not a complete adapter, 4 registry unusable "

@@ -1,8 +1,9 @@
-"""Registry connection options shared by `kaito-adapter` and `kaito-data pull-image`."""
+"""Registry connection and size options shared by `kaito-adapter` and `kaito-data pull-image`."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,21 @@ from kaito_runtime.adapter.reference import ImageRef
 from kaito_runtime.adapter.registry import RegistrySession, open_session
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(text: str) -> int:
+    """`1048576`, `500M`, `2Gi`, `10GiB` -> bytes (k/m/g/t decimal, ki/mi/gi/ti binary)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size (examples: 1048576, 500M, 2Gi)")
+    number, unit = int(match.group(1)), str(match.group(2) or "").lower().rstrip("b")
+    if unit.endswith("i"):
+        return number * int(1024 ** ("kmgt".index(unit[0]) + 1))
+    return number * _UNITS[unit]
 
 
 def log(message: str) -> None:

@@ -11,29 +11,14 @@ arguments or an unusable URL, 3 a URL refused by the SSRF policy.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import click
 
-from kaito_runtime.adapter.options import connection_options, session_for
+from kaito_runtime.adapter.options import connection_options, parse_size, session_for
 from kaito_runtime.data.errors import FetchError
 from kaito_runtime.data.fetch import FetchOptions, FetchResult, fetch_all
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
-
-
-def parse_size(text: str) -> int:
-    """`1048576`, `500M`, `2Gi`, `10GiB` -> bytes (k/m/g/t decimal, ki/mi/gi/ti binary)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size (examples: 1048576, 500M, 2Gi)")
-    number, unit = int(match.group(1)), str(match.group(2) or "").lower().rstrip("b")
-    if unit.endswith("i"):
-        return number * int(1024 ** ("kmgt".index(unit[0]) + 1))
-    return number * _UNITS[unit]
 
 
 def _log(message: str) -> None:

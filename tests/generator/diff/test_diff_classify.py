@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from kaito_gen.diff import (
+from kaito_gen.catalog.presets import PresetCatalog
+from kaito_gen.compiler.load import load, load_presets
+from kaito_gen.compiler.pipeline import compile_inputs
+from kaito_gen.core.errors import InputError
+from kaito_gen.models.target import Target
+from kaito_gen.review.diff import (
     COMMENT_MARKER,
     DiffReport,
     classify,
@@ -19,11 +24,6 @@ from kaito_gen.diff import (
     render_markdown,
     render_text,
 )
-from kaito_gen.errors import InputError
-from kaito_gen.load import load, load_presets
-from kaito_gen.models.target import Target
-from kaito_gen.pipeline import compile_inputs
-from kaito_gen.presets import PresetCatalog
 
 CHAT = """\
 apiVersion: kaito.sh/v1beta1

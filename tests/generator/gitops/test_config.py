@@ -9,7 +9,7 @@ import pytest
 import yaml
 from gitops_support import BASE_CONFIG, REPO_ROOT, Invoke
 from kaito_gen.config import load_config, parse_config
-from kaito_gen.errors import InputError
+from kaito_gen.core.errors import InputError
 from kaito_gen.models.target import Target
 
 

@@ -1,4 +1,4 @@
-"""`kaito-gen explain` on the seed phi-3 workspace: figures recomputed with kaito_gen.sizing."""
+"""`kaito-gen explain` on the seed phi-3 workspace: figures recomputed with kaito_gen.catalog.sizing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from gitops_support import Invoke
-from kaito_gen.load import load_presets
-from kaito_gen.sizing import estimate, max_context_one_node, q2, startup_budget_seconds, weights_volume_gib
+from kaito_gen.catalog.sizing import (
+    estimate,
+    max_context_one_node,
+    q2,
+    startup_budget_seconds,
+    weights_volume_gib,
+)
+from kaito_gen.compiler.load import load_presets
 
 
 def test_explain_json_matches_the_sizing_module(repo: Path, invoke: Invoke) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 from gitops_support import REPO_ROOT, SEEDS, Invoke
-from kaito_gen.schema import CONFIG_FILE, PRESETS_FILE, WORKSPACE_FILE, schema_texts
+from kaito_gen.commands.schema import CONFIG_FILE, PRESETS_FILE, WORKSPACE_FILE, schema_texts
 
 SCHEMAS = REPO_ROOT / "schemas"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from kaito_gen.status import make_status_command
+from kaito_gen.commands.status import make_status_command
 from status_apiserver import NOW, RecordedApiServer, RunStatus, write_kubeconfig
 
 

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
-from kaito_gen.status import make_status_command
+from kaito_gen.commands.status import make_status_command
 from status_apiserver import NOW, RECORDED, RecordedApiServer, RunStatus, write_kubeconfig
 
 ML_TABLE = """\
@@ -275,7 +275,13 @@ def test_unreachable_server_real_process(tmp_path: Path) -> None:
     config = write_kubeconfig(tmp_path / "kubeconfig", url)
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "KUBECONFIG"}
     proc = subprocess.run(
-        [sys.executable, "-c", "from kaito_gen.status import status; status()", "--kubeconfig", str(config)],
+        [
+            sys.executable,
+            "-c",
+            "from kaito_gen.commands.status import status; status()",
+            "--kubeconfig",
+            str(config),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kaito_gen.status import (
+from kaito_gen.commands.status import (
     ClusterObjects,
     Reason,
     StatusRow,

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from kaito_runtime.adapter.options import parse_size
 from kaito_runtime.data import FetchOptions, RefusedError, fetch_all
-from kaito_runtime.data.cli import parse_size
 from kaito_runtime.data.errors import InvalidURLError
 from kaito_runtime.data.fetch import file_name_for, plan
 from kaito_runtime.data.ssrf import address_refusal, check_url
