@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, StrictStr, ValidationError, model_validator
+from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
 from kaito_gen.core.errors import Diagnostic, InputError, SourcePos
+from kaito_gen.core.limits import DEFAULT_LIMITS, Limits
 from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
 from kaito_gen.models.base import Frozen
@@ -95,6 +96,20 @@ class GitopsConfig(Frozen):
         return self
 
 
+class LimitsConfig(Frozen):
+    """Input limits (core/limits.py); defaults in the README, "Input limits"."""
+
+    max_file_bytes: StrictInt = Field(default=DEFAULT_LIMITS.max_file_bytes, ge=1, le=1 << 30)
+    max_depth: StrictInt = Field(default=DEFAULT_LIMITS.max_depth, ge=1, le=1000)
+    max_nodes: StrictInt = Field(default=DEFAULT_LIMITS.max_nodes, ge=1, le=10_000_000)
+    max_documents: StrictInt = Field(default=DEFAULT_LIMITS.max_documents, ge=1, le=1_000_000)
+    max_string: StrictInt = Field(default=DEFAULT_LIMITS.max_string, ge=1, le=1 << 30)
+    max_number_digits: StrictInt = Field(default=DEFAULT_LIMITS.max_number_digits, ge=1, le=4000)
+
+    def to_limits(self) -> Limits:
+        return Limits(**self.model_dump())
+
+
 class Config(Frozen):
     """``kaito-gen.yaml`` (apiVersion kaito-gen.io/v1alpha1, kind Config)."""
 
@@ -111,6 +126,7 @@ class Config(Frozen):
     presets: tuple[StrictStr, ...] = Field(default=(), max_length=MAX_LIST)
     weights_storage_class: StrictStr | None = Field(default=None, min_length=1, max_length=253)
     features: Features | None = None
+    limits: LimitsConfig = LimitsConfig()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from kaito_gen.core.errors import (
     render_diagnostics,
     sorted_diagnostics,
 )
+from kaito_gen.core.limits import DEFAULT_LIMITS, Limits
 from kaito_gen.models.target import GitopsTarget, NodeClassRef, Target
 
 EXIT_CODES_HELP = """\b
@@ -154,10 +155,11 @@ def run_compile(
     preset_dirs: Sequence[Path],
     exclude: Sequence[Path] = (),
     gitops: GitopsSettings | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Compiled:
     cwd = Path.cwd()
     catalog = load_presets(preset_dirs, base=cwd)
-    inputs = load(sources, base=cwd, exclude=exclude)
+    inputs = load(sources, base=cwd, exclude=exclude, limits=limits)
     if not inputs.docs and not inputs.problems:
         raise UsageError("no YAML documents found in " + ", ".join(str(s) for s in sources))
     return compile_inputs(inputs, catalog, target, gitops)
@@ -206,6 +208,7 @@ class RunSettings:
     target: Target
     gitops: GitopsSettings | None
     config: LoadedConfig | None
+    limits: Limits = DEFAULT_LIMITS
 
 
 def find_config(config_file: Path | None) -> LoadedConfig | None:
@@ -266,7 +269,8 @@ def settings_from(
         if cfg.flavour == "argocd" and cfg.argocd is None:
             raise UsageError("gitops flavour argocd needs gitops.argocd.repoURL in the config")
         gitops = GitopsSettings(cfg, path)
-    return RunSettings(tuple(sources), out, tuple(presets), target, gitops, loaded)
+    limits = loaded.config.limits.to_limits() if loaded is not None else DEFAULT_LIMITS
+    return RunSettings(tuple(sources), out, tuple(presets), target, gitops, loaded, limits)
 
 
 # --- console: colour and progress on a terminal, plain text in CI and pipes ---------------------

@@ -47,7 +47,7 @@ def explain(
     if not run.sources:
         raise UsageError(f"no SOURCES given and no `sources` in {DEFAULT_CONFIG_NAME}")
     catalog = load_presets(run.preset_dirs, base=Path.cwd())
-    compiled = run_compile(run.sources, run.target, run.preset_dirs)
+    compiled = run_compile(run.sources, run.target, run.preset_dirs, limits=run.limits)
     report(compiled, quiet=True)
     rw = find_workspace(compiled.resolved.workspaces, workspace)
     data = explain_one(rw, catalog, run.target)

@@ -61,7 +61,7 @@ def render(
     if run.out is None:
         raise UsageError(f"no -o/--output given and no `output` in {DEFAULT_CONFIG_NAME}")
     progress(f"compiling {len(run.sources)} source(s)", quiet)
-    compiled = run_compile(run.sources, run.target, run.preset_dirs, exclude=[run.out], gitops=run.gitops)
+    compiled = run_compile(run.sources, run.target, run.preset_dirs, exclude=[run.out], gitops=run.gitops, limits=run.limits)
     report(compiled, quiet)
     summary: dict[str, Any] = {
         "output": str(run.out),

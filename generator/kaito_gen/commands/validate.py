@@ -41,7 +41,7 @@ def validate(
     run = settings_from(config_file, sources, None, preset_dirs, target_args)
     if not run.sources:
         raise UsageError(f"no SOURCES given and no `sources` in {DEFAULT_CONFIG_NAME}")
-    compiled = run_compile(run.sources, run.target, run.preset_dirs)
+    compiled = run_compile(run.sources, run.target, run.preset_dirs, limits=run.limits)
     diags = sorted_diagnostics(compiled.diagnostics)
     if fmt == "json" or as_json:
         payload = {

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kaito_gen.catalog.presets import PresetCatalog, build_catalog
 from kaito_gen.core.errors import Diagnostic, PresetError, SourcePos, UsageError
+from kaito_gen.core.limits import DEFAULT_LIMITS, Limits, decode_source, size_problem
 from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -93,7 +94,41 @@ def collect_files(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> list[P
     return found
 
 
-def load(paths: Sequence[Path], *, base: Path | None = None, exclude: Sequence[Path] = ()) -> Inputs:
+def read_source(
+    path: Path, name: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[str | None, list[Diagnostic]]:
+    """One file's text, refused (positioned) when too large, not UTF-8 or holding control characters.
+
+    The size is checked before the file is read."""
+    try:
+        too_big = size_problem(name, path.stat().st_size, limits)
+        if too_big is not None:
+            return None, [too_big]
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [
+            Diagnostic(SourcePos(name, 1, 1), (), f"cannot read file: {exc.strerror or exc}", code="io")
+        ]
+    return decode_source(name, data, limits)
+
+
+def empty_file(name: str) -> Diagnostic:
+    return Diagnostic(
+        SourcePos(name, 1, 1),
+        (),
+        "no YAML documents found: the file is empty or holds only comments",
+        hint="add a Workspace, InferenceSet or ConfigMap, or delete the file",
+        code="empty-file",
+    )
+
+
+def load(
+    paths: Sequence[Path],
+    *,
+    base: Path | None = None,
+    exclude: Sequence[Path] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> Inputs:
     files = collect_files(paths, exclude)
     by_name: dict[str, Path] = {}
     for file in files:
@@ -101,12 +136,13 @@ def load(paths: Sequence[Path], *, base: Path | None = None, exclude: Sequence[P
     docs: list[SourceDoc] = []
     problems: list[Diagnostic] = []
     for name in sorted(by_name):
-        try:
-            text = by_name[name].read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Diagnostic(SourcePos(name), (), f"cannot read file: {exc}", code="io"))
+        text, refused = read_source(by_name[name], name, limits)
+        if text is None:
+            problems.extend(refused)
             continue
-        file_docs, file_problems = parse_documents(name, text)
+        file_docs, file_problems = parse_documents(name, text, limits)
+        if not file_docs and not file_problems:
+            file_problems = [empty_file(name)]
         docs.extend(file_docs)
         problems.extend(file_problems)
     return Inputs(tuple(docs), tuple(problems), tuple(sorted(by_name)))
@@ -127,7 +163,11 @@ def load_presets(extra: Sequence[Path] = (), *, base: Path | None = None) -> Pre
     texts = builtin_preset_files()
     for path in extra:
         for file in collect_files([path]):
-            texts.append((display_path(file, base), file.read_text(encoding="utf-8")))
+            name = display_path(file, base)
+            text, refused = read_source(file, name)
+            if text is None:
+                raise PresetError(refused)
+            texts.append((name, text))
     docs: list[SourceDoc] = []
     problems: list[Diagnostic] = []
     for name, text in texts:
