@@ -1,11 +1,12 @@
-"""Small, reusable field checks: Kubernetes names, image references, dataset URLs."""
+"""Small, reusable field checks: Kubernetes names, image references, dataset URLs (compiler/urls.py)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
-from urllib.parse import urlsplit
+
+from kaito_gen.compiler.urls import dataset_url_problem
+
+__all__ = ["dataset_url_problem"]  # kept here for callers; the URL rules live in compiler/urls.py
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -35,8 +36,6 @@ RESERVED_SELECTOR_KEYS = frozenset(
         "karpenter.kaito.sh/inferenceset-namespace",
     }
 )
-
-METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.google", "instance-data.ec2.internal"})
 
 
 def is_dns_label(name: str) -> bool:
@@ -83,59 +82,3 @@ def image_ref_problem(ref: str) -> tuple[str, bool]:
             False,
         )
     return f"{ref!r} is not a valid image reference", True
-
-
-def _numeric_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """Hosts like ``2130706433`` or ``0x7f.1`` that HTTP clients read as IPv4 addresses."""
-    if not re.fullmatch(r"[0-9a-fA-FxX.]+", host) or not any(ch.isdigit() for ch in host):
-        return None
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except (OSError, ValueError):
-        return None
-
-
-def dataset_url_problem(url: str) -> str:
-    """Kaito's tuning-input URL rules (KAITO.md §1.7 item 8), tightened.
-
-    http/https with a host; no localhost, cloud metadata names, or loopback,
-    private, link-local, unspecified, multicast or reserved addresses — in any
-    spelling an HTTP client accepts (IPv4-mapped IPv6, decimal and hex forms).
-    Returns the problem, or ``""``. Names are checked again after DNS resolution
-    by ``kaito-data fetch`` at run time.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return f"scheme {parts.scheme or '(none)'!r} is not allowed; use http or https"
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        return "URL has no host"
-    if parts.username or parts.password:
-        return "credentials in the URL would be committed to git; use a pre-signed URL or a volume"
-    if host == "localhost" or host.endswith(".localhost"):
-        return f"host {host!r} is the local machine"
-    if host in METADATA_HOSTS:
-        return f"host {host!r} is a cloud metadata service"
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = _numeric_ip(host)
-    if address is None:
-        return ""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for flag, what in (
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local (cloud metadata lives here)"),
-        ("is_private", "private"),
-        ("is_unspecified", "unspecified"),
-        ("is_multicast", "multicast"),
-        ("is_reserved", "reserved"),
-    ):
-        if getattr(address, flag):
-            return f"address {address} is {what}"
-    return ""

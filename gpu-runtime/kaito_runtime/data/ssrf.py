@@ -16,9 +16,10 @@ compiler never emits that flag.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from kaito_runtime.data.errors import InvalidURLError, RefusedError
 
@@ -30,6 +31,30 @@ ALLOWED_SCHEMES = frozenset({"http", "https"})
 BLOCKED_NAMES = frozenset(
     {"localhost", "metadata.google.internal", "metadata.google", "instance-data.ec2.internal"}
 )
+# Past Kaito (the compiler's compiler/urls.py holds the same lists): more metadata names and
+# addresses, cluster-internal names, names that always mean loopback, wildcard-DNS services.
+METADATA_NAMES = frozenset(
+    {"metadata", "instance-data", "metadata.azure.com", "metadata.tencentyun.com", "metadata.packet.net"}
+)
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
+INTERNAL_SUFFIXES = (
+    ".svc",
+    ".cluster.local",
+    ".internal",
+    ".local",
+    ".localdomain",
+    ".home.arpa",
+    ".intranet",
+)
+LOOPBACK_NAMES = ("localtest.me", "lvh.me", "vcap.me", "lacolhost.com", "fbi.com")
+WILDCARD_DNS = ("nip.io", "xip.io", "sslip.io", "nip.direct", "traefik.me", "backname.io", "ip.addr.tools")
+_EMBEDDED_V4 = re.compile(
+    r"(?:^|[.-])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:[.-](?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?:$|[.-])"
+)
+_EMBEDDED_HEX = re.compile(r"(?:^|[.-])([0-9a-f]{8})(?:$|[.-])")
 
 _NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
@@ -66,7 +91,9 @@ def check_url(url: str, allow_hosts: Collection[str] = ()) -> Target:
         )
     if parts.username is not None or parts.password is not None:
         raise InvalidURLError(url, "credentials in the URL are not allowed", "use a pre-signed URL instead")
-    host = normalise_host(parts.hostname or "")
+    host = normalise_host(unquote(parts.hostname or ""))
+    if "@" in unquote(parts.netloc):
+        raise InvalidURLError(url, "credentials in the URL are not allowed", "use a pre-signed URL instead")
     if not host:
         raise InvalidURLError(url, "the URL has no host")
     if port is None:
@@ -78,15 +105,34 @@ def check_url(url: str, allow_hosts: Collection[str] = ()) -> Target:
 
 
 def _check_host_name(url: str, host: str) -> None:
-    if host in BLOCKED_NAMES or host.endswith(".localhost"):
+    if host in BLOCKED_NAMES or host in METADATA_NAMES or host.endswith(".localhost"):
         raise RefusedError(url, f"host {host!r} is not allowed (local or cloud-metadata name)")
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
+        _check_name(url, host)
         return  # a name: judged again once it resolves
     reason = address_refusal(literal)
     if reason:
         raise RefusedError(url, f"address {host} is {reason}")
+
+
+def _check_name(url: str, host: str) -> None:
+    if re.fullmatch(r"[0-9a-fx.]+", host) and any(ch.isdigit() for ch in host):
+        return  # 2130706433, 0x7f.1: the resolver reads these as addresses, checked after DNS
+    if host.endswith(INTERNAL_SUFFIXES) or "." not in host:
+        raise RefusedError(url, f"host {host!r} is a cluster- or network-internal name")
+    if any(host == n or host.endswith("." + n) for n in LOOPBACK_NAMES):
+        raise RefusedError(url, f"host {host!r} always resolves to the loopback address")
+    for service in WILDCARD_DNS:
+        if host.endswith("." + service):
+            prefix = host[: -len(service) - 1]
+            found = [ipaddress.IPv4Address(m.replace("-", ".")) for m in _EMBEDDED_V4.findall(prefix)]
+            found += [ipaddress.IPv4Address(int(m, 16)) for m in _EMBEDDED_HEX.findall(prefix)]
+            for ip in found:
+                reason = address_refusal(ip)
+                if reason:
+                    raise RefusedError(url, f"host {host!r} embeds {ip}, which is {reason}")
 
 
 def address_refusal(ip: IPAddress) -> str | None:
@@ -105,6 +151,10 @@ def address_refusal(ip: IPAddress) -> str | None:
         return "a multicast address"
     if ip.is_private:
         return "a private address"
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"):
+        return "shared address space (carrier-grade NAT, 100.64.0.0/10)"
     if ip.is_reserved or not ip.is_global:
         return "not a globally routable address"
     return None
