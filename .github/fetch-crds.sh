@@ -24,3 +24,4 @@ fetch aws-karpenter-provider-aws aws/karpenter-provider-aws $W pkg/apis/crds/kar
 fetch argoproj-argo-cd argoproj/argo-cd $G manifests/crds/application-crd.yaml
 fetch argoproj-argo-cd argoproj/argo-cd $G manifests/crds/applicationset-crd.yaml
 fetch fluxcd-kustomize-controller fluxcd/kustomize-controller $F config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml
+fetch kubernetes-sigs-lws kubernetes-sigs/lws 060ab4da17eea1f0865fcbd3236bb1075e2cea32 config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml

@@ -24,7 +24,15 @@ from kaito_gen.core.limits import DEFAULT_LIMITS, Limits
 from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
 from kaito_gen.models.base import Frozen
-from kaito_gen.models.target import Features, GitopsFlavour, GitopsTarget, NodeClassRef, Target, TargetCloud
+from kaito_gen.models.target import (
+    Engine,
+    Features,
+    GitopsFlavour,
+    GitopsTarget,
+    NodeClassRef,
+    Target,
+    TargetCloud,
+)
 
 CONFIG_API_VERSION = "kaito-gen.io/v1alpha1"
 CONFIG_KIND = "Config"
@@ -35,11 +43,23 @@ PATH_LEN = 1024
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Go durations as the Flux CRD accepts them (its pattern), e.g. "10m", "1h30m".
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# An image reference: [host[:port]/]path[:tag][@sha256:<64 hex>], lowercase repository.
+IMAGE_REF = r"^[A-Za-z0-9.\-]+(:[0-9]+)?(/[a-z0-9._\-]+)+(:[\w][\w.\-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+
+
+class RuntimeImages(Frozen):
+    """Full image references per engine; pin them with @sha256:<digest>."""
+
+    vllm: StrictStr | None = Field(default=None, pattern=IMAGE_REF, max_length=PATH_LEN)
+    transformers: StrictStr | None = Field(default=None, pattern=IMAGE_REF, max_length=PATH_LEN)
 
 
 class RuntimeConfig(Frozen):
     registry: StrictStr | None = Field(default=None, min_length=1, max_length=PATH_LEN)
     tag: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+    # The engine for Workspaces without a kaito.sh/runtime annotation (unset: the preset decides).
+    default: Engine | None = None
+    images: RuntimeImages = RuntimeImages()
 
 
 class ArgoCdConfig(Frozen):
@@ -193,6 +213,12 @@ class LoadedConfig:
             values["registry"] = cfg.runtime.registry
         if cfg.runtime.tag is not None:
             values["runtime_tag"] = cfg.runtime.tag
+        if cfg.runtime.default is not None:
+            values["default_engine"] = cfg.runtime.default
+        if cfg.runtime.images.vllm is not None:
+            values["vllm_image"] = cfg.runtime.images.vllm
+        if cfg.runtime.images.transformers is not None:
+            values["transformers_image"] = cfg.runtime.images.transformers
         if cfg.kubernetes_version is not None:
             values["kubernetes_version"] = cfg.kubernetes_version
         if cfg.default_namespace is not None:

@@ -96,13 +96,19 @@ RULES = [
     ("deprecated-preset", lambda t: t.replace("phi-3-mini-4k-instruct", "phi-2"), "deprecated"),
     (
         "no-transformers",
-        lambda t: t.replace("phi-3-mini-4k-instruct", "ministral-3-3b-instruct"),
+        lambda t: t.replace("phi-3-mini-4k-instruct", "ministral-3-3b-instruct").replace(
+            "  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/runtime: transformers\n"
+        ),
         "Transformers runtime",
     ),
     (
         "too-big",
-        lambda t: t.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace(
-            "phi-3-mini-4k-instruct", "phi-4"
+        lambda t: (
+            t.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5")
+            .replace("phi-3-mini-4k-instruct", "phi-4")
+            .replace(
+                "  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/runtime: transformers\n"
+            )
         ),
         "Insufficient total GPU memory",
     ),
@@ -160,7 +166,8 @@ def test_bypass_annotation_downgrades_gpu_memory_error() -> None:
         "phi-3-mini-4k-instruct", "phi-4"
     )
     text = text.replace(
-        "  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/bypass-resource-checks: ''\n"
+        "  namespace: ml\n",
+        "  namespace: ml\n  annotations:\n    kaito.sh/bypass-resource-checks: ''\n    kaito.sh/runtime: transformers\n",
     )
     compiled = compile_text(text)
     assert compiled.ok
@@ -170,6 +177,9 @@ def test_bypass_annotation_downgrades_gpu_memory_error() -> None:
 def test_too_big_error_lists_fitting_skus_smallest_first() -> None:
     text = BASE.replace("Standard_NC24ads_A100_v4", "Standard_NV36ads_A10_v5").replace(
         "phi-3-mini-4k-instruct", "phi-4"
+    )
+    text = text.replace(
+        "  namespace: ml\n", "  namespace: ml\n  annotations:\n    kaito.sh/runtime: transformers\n"
     )
     hint = next(d.hint for d in compile_text(text).diagnostics if "Insufficient" in d.message)
     assert hint.startswith("SKUs that fit, smallest first: Standard_NV72ads_A10_v5")

@@ -50,6 +50,8 @@ PROVIDER_CRD_DIRS: dict[str, str] = {
     "aws": "aws-karpenter-provider-aws",
 }
 GITOPS_CRD_DIRS = ("argoproj-argo-cd", "fluxcd-kustomize-controller")
+# Workload CRDs inference bundles may hold: LeaderWorkerSet (multi-node vLLM), KEDA, Prometheus operator.
+WORKLOAD_CRD_DIRS = ("kubernetes-sigs-lws",)
 
 _OBJECT_META_REF = (
     "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
@@ -279,7 +281,7 @@ def crd_dir_catalog(path: Path) -> CrdCatalog:
 
 @functools.cache
 def _for_provider(provider: str, crd_root: Path) -> ManifestValidator:
-    dirs = [*GITOPS_CRD_DIRS, PROVIDER_CRD_DIRS[provider]]
+    dirs = [*GITOPS_CRD_DIRS, *WORKLOAD_CRD_DIRS, PROVIDER_CRD_DIRS[provider]]
     catalog = CrdCatalog.combine([crd_dir_catalog(crd_root / d) for d in dirs])
     return ManifestValidator(catalog, profile=provider)
 

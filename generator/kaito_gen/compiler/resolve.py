@@ -24,11 +24,12 @@ from kaito_gen.compiler.configmaps import (
     inference_max_model_len,
     parse_embedded,
 )
+from kaito_gen.compiler.engine import RUNTIME_ANNOTATION, choose_engine
 from kaito_gen.compiler.validate import V1ALPHA1_DEFAULT_INSTANCE_TYPE, ObjectInput, Validated, WorkspaceInput
 from kaito_gen.core.errors import Diagnostic, FieldPath, Severity
 from kaito_gen.core.schema_errors import did_you_mean
 from kaito_gen.models.presets import GpuSku, ModelPreset
-from kaito_gen.models.target import Target
+from kaito_gen.models.target import Engine, Target
 from kaito_gen.models.workspace import DataSource, Workspace
 
 Mode = Literal["inference", "tuning"]
@@ -64,6 +65,8 @@ class ResolvedWorkspace:
     tuning_method: str | None
     output_dir: str
     references: tuple[ObjectInput, ...] = field(default=())
+    engine: Engine = "transformers"
+    engine_reason: str = ""
 
     @property
     def workspace(self) -> Workspace:
@@ -192,13 +195,29 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
     max_len: int | None = None
     training_config: str | None = None
     output_dir = DEFAULT_OUTPUT_DIR
+    one_node = model is None or sku is None or estimate(model, sku, DEFAULT_CONTEXT).fits_one_node
+    engine, engine_reason = choose_engine(ws, model, ctx.target, one_node)
     if mode == "inference":
         reason = (
             f"resource.count={count}: the transformers runtime runs one full replica per node (Kaito §3.3)"
             if ws.resource and ws.resource.count
             else "resource.count unset: 1 node (the CRD default)"
         )
-        if model is not None:
+        if model is not None and engine == "vllm":
+            from kaito_gen.compiler.vllmsize import admit_vllm, size_vllm
+
+            admit_vllm(ctx, model)
+            sizing, max_len, count, reason = size_vllm(
+                ctx, model, sku, _configured_len(ctx, model, config_map), count
+            )
+        elif model is not None:
+            if not model.runtime.transformers:
+                ctx.error(
+                    base,
+                    f"model {model.name} does not support inference with Huggingface Transformers runtime",
+                    hint=f"serve it with vLLM: annotate {RUNTIME_ANNOTATION}: vllm (or drop a transformers override)",
+                    code="runtime",
+                )
             sizing, max_len = _size_inference(ctx, model, sku, config_map)
     else:
         count = 1
@@ -229,6 +248,8 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
         tuning_method=method,
         output_dir=output_dir,
         references=tuple(ctx.references),
+        engine=engine,
+        engine_reason=engine_reason,
     )
 
 
@@ -246,13 +267,6 @@ def _model(ctx: _Ctx, name: str, path: FieldPath, mode: Mode) -> ModelPreset | N
     if model.deprecated:
         ctx.error(path, f"Model {name} is deprecated and no longer supported", code="preset")
         return None
-    if mode == "inference" and not model.runtime.transformers:
-        ctx.error(
-            path,
-            f"model {name} does not support inference with Huggingface Transformers runtime",
-            hint="kaito-gen's runtime (kaito-serve) is transformers-based; pick a model marked transformers: true",
-            code="runtime",
-        )
     if mode == "tuning" and model.tuning is None:
         ctx.error(
             path,
@@ -329,8 +343,9 @@ def _size_inference(
             ("resource", "instanceType"),
             f"Insufficient total GPU memory: {sku.name} has {sku.gpu_count}x{sku.gpu_memory_gib} GiB, "
             f"but {model.name} needs {sizing.gpus_needed or 'more than'} such GPU(s) at a {DEFAULT_CONTEXT}-token context "
-            "(the transformers runtime serves from a single node)",
-            hint=_fit_hint(ctx, model, DEFAULT_CONTEXT),
+            "(Multi-node distributed inference is not supported with Huggingface Transformers runtime)",
+            hint=_fit_hint(ctx, model, DEFAULT_CONTEXT)
+            + f"; or serve it across nodes with vLLM: annotate {RUNTIME_ANNOTATION}: vllm",
             code="gpu-memory",
             soft=True,
         )

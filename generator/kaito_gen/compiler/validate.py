@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kaito_gen.compiler.kinds import is_kaito_group, refusal
 from kaito_gen.compiler.load import Inputs
 from kaito_gen.compiler.rules import (
     RESERVED_SELECTOR_KEYS,
@@ -127,6 +128,9 @@ def validate(inputs: Inputs, target: Target) -> Validated:
                 else:
                     seen_ws[ws.key] = doc
                     workspaces.append(ws)
+        elif is_kaito_group(api_version):
+            message, hint = refusal(kind)
+            check.error(("kind",), message, hint=hint, code="unsupported-kind")
         else:
             obj = _object(check, api_version, kind, target)
             if obj is not None:
@@ -229,13 +233,6 @@ def _metadata(check: _Checker, ws: Workspace, namespace: str) -> None:
         elif key.startswith("kaito.sh/") and allowed is None and key not in KNOWN_FLAG_ANNOTATIONS:
             hint = did_you_mean(key, [*ANNOTATION_VALUES, *KNOWN_FLAG_ANNOTATIONS])
             check.warn(path, f"annotation {key} has no meaning for kaito-gen", hint=hint, code="annotation")
-    if ws.annotations.get("kaito.sh/runtime") == "vllm":
-        check.warn(
-            ("metadata", "annotations", "kaito.sh/runtime"),
-            "kaito-gen serves models with its transformers runtime (kaito-serve); the vllm runtime is not emitted",
-            hint="the OpenAI-compatible API is the same; remove the annotation to silence this",
-            code="runtime",
-        )
 
 
 KNOWN_FLAG_ANNOTATIONS = frozenset({"kaito.sh/bypass-resource-checks", "kaito.sh/node-class-name"})

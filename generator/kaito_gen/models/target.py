@@ -41,6 +41,7 @@ class Features(Frozen):
 
 
 GitopsFlavour = Literal["argocd", "flux", "none"]
+Engine = Literal["vllm", "transformers"]
 
 
 class GitopsTarget(Frozen):
@@ -67,10 +68,26 @@ class Target(Frozen):
     features: Features = Features()
     # Default "none": the output is byte-for-byte what it was before GitOps support.
     gitops: GitopsTarget = GitopsTarget()
+    # kaito-gen.yaml runtime.default: the engine when a Workspace has no kaito.sh/runtime
+    # annotation. None: the preset decides (transformers where our runtime supports it).
+    default_engine: Engine | None = None
+    # Full image references per engine (digest-pinnable); None: <registry>/<name>:<runtime_tag>.
+    vllm_image: StrictStr | None = None
+    transformers_image: StrictStr | None = None
 
     @property
     def runtime_image(self) -> str:
+        """The transformers engine's image (kaito-serve)."""
+        if self.transformers_image:
+            return self.transformers_image
         return f"{self.registry.rstrip('/')}/kaito-runtime:{self.runtime_tag}"
+
+    @property
+    def vllm_runtime_image(self) -> str:
+        """The vLLM engine's image (kaito-vllm)."""
+        if self.vllm_image:
+            return self.vllm_image
+        return f"{self.registry.rstrip('/')}/kaito-vllm:{self.runtime_tag}"
 
     def resolved_node_class(self) -> NodeClassRef | None:
         if self.node_class is not None:

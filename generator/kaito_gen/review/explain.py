@@ -71,6 +71,8 @@ def explain(rw: ResolvedWorkspace, catalog: PresetCatalog, target: Target) -> di
         "source": rw.input.doc.file,
         "provisioner": rw.provisioner,
     }
+    if rw.mode == "inference":
+        out["engine"] = {"name": rw.engine, "reason": rw.engine_reason}
     model = rw.model
     if model is not None:
         out["model"] = {
@@ -145,6 +147,9 @@ def explain(rw: ResolvedWorkspace, catalog: PresetCatalog, target: Target) -> di
 def render_text(data: dict[str, Any]) -> str:
     """The human form: each figure with the arithmetic that produced it."""
     lines = [f"workspace {data['workspace']} ({data['mode']}, from {data['source']})"]
+    engine = data.get("engine")
+    if engine:
+        lines.append(f"engine     {engine['name']} ({engine['reason']})")
     model = data.get("model")
     if model:
         lines.append(

@@ -17,6 +17,7 @@ from kaito_gen.compiler.emit.inference import emit_inference
 from kaito_gen.compiler.emit.nodepool import emit_nodepool
 from kaito_gen.compiler.emit.passthrough import passthrough
 from kaito_gen.compiler.emit.tuning import emit_training_config, emit_tuning
+from kaito_gen.compiler.emit.vllm import emit_vllm_workload
 from kaito_gen.compiler.plan import SHARED_BUNDLE, Plan, WorkspacePlan
 from kaito_gen.models.target import Target
 
@@ -40,6 +41,7 @@ EMITTERS: tuple[Emitter, ...] = (
     emit_user_objects,
     emit_training_config,
     emit_inference,
+    emit_vllm_workload,
     emit_tuning,
 )
 

@@ -210,6 +210,8 @@ def emit_inference(plan: WorkspacePlan, target: Target) -> list[Manifest]:
     rw = plan.rw
     if rw.mode != "inference":
         return []
+    if rw.engine == "vllm" and rw.model is not None:
+        return []  # compiler.emit.vllm
     name = rw.name
     if rw.model is not None:
         pod_spec, claims = _pod_spec(plan, target)
@@ -249,10 +251,15 @@ def emit_inference(plan: WorkspacePlan, target: Target) -> list[Manifest]:
             manifest("apps/v1", "StatefulSet", metadata(plan, name, annotations=plan.annotations), spec=spec)
         )
     out += _services(plan)
-    if rw.node_count > 1:
-        pdb_spec = {"maxUnavailable": 1, "selector": selector}
-        out.append(manifest("policy/v1", "PodDisruptionBudget", metadata(plan, name), spec=pdb_spec))
+    out += _pdb(plan)
     return out
+
+
+def _pdb(plan: WorkspacePlan) -> list[Manifest]:
+    if plan.rw.node_count <= 1:
+        return []
+    pdb_spec = {"maxUnavailable": 1, "selector": {"matchLabels": dict(plan.selector)}}
+    return [manifest("policy/v1", "PodDisruptionBudget", metadata(plan, plan.rw.name), spec=pdb_spec)]
 
 
 def _services(plan: WorkspacePlan) -> list[Manifest]:
