@@ -312,3 +312,78 @@ def test_every_kaito_kind_compiles_or_is_refused_by_name(kind: str) -> None:
 
 def test_kinds_module_knows_every_kaito_kind() -> None:
     assert set(KAITO_KINDS) <= set(ALL_KINDS)
+
+
+# --- the vllm: section of inference_config.yaml --------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = """\
+  config: cfg
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+  namespace: ml
+data:
+  inference_config.yaml: |
+    vllm:
+{body}"""
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message", "hint"),
+    [
+        (
+            "      max-modl-len: 4096\n",
+            26,
+            "vllm.max-modl-len: not an argument of vLLM",
+            "did you mean 'max-model-len'",
+        ),
+        ("      gpu-memory-utilization: lots\n", 26, "expects a number", ""),
+        ("      enable-chunked-prefill: 3\n", 26, "expects true or false", ""),
+        ("      dtype: bfloat15\n", 26, "expects one of auto, bfloat16", ""),
+        ("      cpu-offload-gb: 0\n      max-num-seqs: many\n", 27, "expects an integer", ""),
+    ],
+)
+def test_vllm_section_is_checked_against_vllms_arguments(
+    body: str, line: int, message: str, hint: str
+) -> None:
+    compiled = compile_text(ws_text("phi-4", runtime="vllm", extra=CONFIG.format(body=body)))
+    (err,) = [d for d in compiled.diagnostics if d.is_error]
+    assert message in err.message and hint in err.hint
+    assert err.pos.line == line
+
+
+def test_a_good_vllm_section_compiles() -> None:
+    body = "      max-model-len: 8192\n      enable-chunked-prefill: true\n      kv-transfer-config: '{}'\n"
+    assert compile_text(ws_text("phi-4", runtime="vllm", extra=CONFIG.format(body=body))).ok
+
+
+def test_every_flag_kaito_gen_emits_is_a_vllm_argument() -> None:
+    from kaito_gen.compiler.vllmargs import vllm_args
+
+    _, known = vllm_args()
+    for model, sku in (
+        ("phi-4", "Standard_NC24ads_A100_v4"),
+        ("deepseek-r1-0528", "Standard_NC80adis_H100_v5"),
+    ):
+        for arg in serve_args(workspace_plan(ws_text(model, sku, runtime="vllm"))):
+            name = arg[2:].partition("=")[0].replace("_", "-").split(".", 1)[0]
+            assert name.startswith("kaito-") or name in known, arg
+
+
+def test_vllm_args_file_matches_vllms_parser() -> None:
+    """Drift: regenerate from the installed vLLM (.venv-vllm, which CI builds) and compare."""
+    import subprocess
+
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    assert python.exists(), "build .venv-vllm (make .venv-vllm/.done) to check vllm_args.json"
+    result = subprocess.run(
+        [str(python), str(REPO / "hack" / "gen_vllm_args.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

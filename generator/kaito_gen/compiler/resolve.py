@@ -207,6 +207,10 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
             from kaito_gen.compiler.vllmsize import admit_vllm, size_vllm
 
             admit_vllm(ctx, model)
+            if config_map is not None:
+                from kaito_gen.compiler.vllmargs import check_vllm_section
+
+                ctx.found.extend(check_vllm_section(config_map))
             sizing, max_len, count, reason = size_vllm(
                 ctx, model, sku, _configured_len(ctx, model, config_map), count
             )
