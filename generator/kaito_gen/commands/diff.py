@@ -25,7 +25,8 @@ from kaito_gen.compiler.load import load_presets
 from kaito_gen.compiler.write import read_tree
 from kaito_gen.config import DEFAULT_CONFIG_NAME
 from kaito_gen.core.errors import UsageError
-from kaito_gen.review.diff import RENDERERS, classify
+from kaito_gen.review.diff import classify
+from kaito_gen.review.diffrender import RENDERERS
 
 MAX_BASE_FILES = 20_000
 MAX_BASE_BYTES = 256 * 1024 * 1024

@@ -21,7 +21,7 @@ The kinds, from the point of view of the cluster after a sync (GITOPS.md §3.6):
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +32,7 @@ from ruamel.yaml.error import YAMLError
 
 from kaito_gen.catalog.presets import PresetCatalog
 from kaito_gen.core.errors import Diagnostic, InputError, SourcePos
+from kaito_gen.review.values import ValueChange, value_changes
 
 ChangeKind = Literal["added", "removed", "in-place", "rollout", "replacement", "tuning-rerun", "capacity"]
 BundleStatus = Literal["added", "removed", "changed"]
@@ -53,6 +54,9 @@ WORKSPACE_LABEL = "kaito.sh/workspace"
 # Files that are not resources of a bundle (the kustomization only lists the files of the bundle).
 IGNORED_FILES = frozenset({".kaito-gen", "kustomization.yaml"})
 MAX_FIELDS = 12  # changed paths listed per resource; the rest are counted
+MAX_VALUES = 25  # changed values listed per resource; the rest are counted
+# A generated name that ends in a content hash (tuning ConfigMaps, Jobs): a new hash is a new object.
+HASHED_NAME = re.compile(r"^(?P<stem>.+)-[0-9a-f]{8,16}$")
 MAX_DOCUMENTS = 20_000  # a bound on what a (possibly hostile) base tree can make us parse
 
 # StatefulSet updates may only touch these spec fields (apps/v1 validation); anything else is immutable.
@@ -95,6 +99,8 @@ class Change:
     summary: str
     fields: tuple[str, ...] = ()
     more_fields: int = 0
+    values: tuple[ValueChange, ...] = ()
+    more_values: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,8 @@ class Change:
             "summary": self.summary,
             "fields": list(self.fields),
             "moreFields": self.more_fields,
+            "values": [v.to_json() for v in self.values],
+            "moreValues": self.more_values,
         }
 
 
@@ -156,6 +164,21 @@ class DiffReport:
                     return None
                 total += sign * cap.price_per_hour
         return total
+
+    def cost_totals(self) -> tuple[Decimal, Decimal] | None:
+        """$/h before and after, summed over the bundles whose capacity changes; None when a price
+        is unknown (or no capacity changes)."""
+        moved = [b for b in self.bundles if b.capacity_before != b.capacity_after]
+        caps = [c for b in moved for c in (b.capacity_before, b.capacity_after) if c is not None]
+        if not moved or any(c.price_per_hour is None for c in caps):
+            return None
+        before = sum(
+            (b.capacity_before.price_per_hour or Decimal(0) for b in moved if b.capacity_before), Decimal(0)
+        )
+        after = sum(
+            (b.capacity_after.price_per_hour or Decimal(0) for b in moved if b.capacity_after), Decimal(0)
+        )
+        return before, after
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -278,6 +301,22 @@ def _trim(paths: Sequence[str]) -> tuple[tuple[str, ...], int]:
     return tuple(paths[:MAX_FIELDS]), max(0, len(paths) - MAX_FIELDS)
 
 
+def _update(
+    kind: ChangeKind,
+    before: _Resource,
+    after: _Resource,
+    summary: str,
+    paths: Sequence[str],
+    skip: Sequence[str] = (),
+) -> Change:
+    """A change record with its changed paths and values (both capped)."""
+    shown, more = _trim(paths)
+    values = value_changes(after.key[1], before.doc, after.doc, skip)
+    return Change(
+        kind, after.label, summary, shown, more, tuple(values[:MAX_VALUES]), max(0, len(values) - MAX_VALUES)
+    )
+
+
 # --- capacity -------------------------------------------------------------------------------------
 
 
@@ -328,6 +367,57 @@ def _tuning_job(resource: _Resource) -> bool:
     return resource.key[1] == "Job" and labels.get("app.kubernetes.io/component") == "tuning"
 
 
+def _hash_renames(
+    removed: Sequence[_Resource], added: Sequence[_Resource]
+) -> list[tuple[_Resource, _Resource]]:
+    """Pairs (old, new) of one kind and namespace whose names differ only in a content hash,
+    where exactly one of each side has that stem."""
+
+    def stems(resources: Sequence[_Resource]) -> dict[tuple[str, str, str, str], list[_Resource]]:
+        out: dict[tuple[str, str, str, str], list[_Resource]] = {}
+        for r in resources:
+            match = HASHED_NAME.match(r.key[3])
+            if match:
+                out.setdefault((*r.key[:3], match["stem"]), []).append(r)
+        return out
+
+    old_stems, new_stems = stems(removed), stems(added)
+    return [
+        (old_stems[k][0], new_stems[k][0])
+        for k in sorted(set(old_stems) & set(new_stems))
+        if len(old_stems[k]) == 1 and len(new_stems[k]) == 1
+    ]
+
+
+def price_unit(currency: str) -> str:
+    return "$/h" if currency == "USD" else f"{currency}/h"
+
+
+def _capacity_values(
+    before: Capacity | None, after: Capacity | None, currency: str
+) -> tuple[ValueChange, ...]:
+    """``~ instanceType: A → B``, ``~ nodes``, ``~ gpus`` and ``~ $/h: 3.67 → 7.35``."""
+
+    def facts(cap: Capacity | None) -> dict[str, Any]:
+        if cap is None:
+            return {}
+        price = "unknown" if cap.price_per_hour is None else _money(cap.price_per_hour)
+        return {"instanceType": cap.instance_type, "nodes": cap.node_count, "gpus": cap.gpus, "price": price}
+
+    old, new = facts(before), facts(after)
+    out: list[ValueChange] = []
+    for name in ("instanceType", "nodes", "gpus", "price"):
+        if old.get(name) != new.get(name):
+            op: Literal["~", "+", "-"] = "+" if before is None else "-" if after is None else "~"
+            label = price_unit(currency) if name == "price" else name
+            out.append(ValueChange(op, label, old.get(name), new.get(name)))
+    return tuple(out)
+
+
+def _money(price: Decimal) -> float:
+    return float(price.quantize(Decimal("0.01")))
+
+
 def _diff_bundle(
     name: str,
     old: Mapping[tuple[str, str, str, str], _Resource],
@@ -343,16 +433,15 @@ def _diff_bundle(
     new_jobs = [r for r in added if _tuning_job(r)]
     for before, after in zip(old_jobs, new_jobs, strict=False):
         paths = [p for p in changed_paths(before.doc, after.doc) if p != "metadata.name"]
-        shown, more = _trim(paths)
-        changes.append(
-            Change(
-                "tuning-rerun",
-                after.label,
-                f"new tuning spec hash: Job {before.key[3]} is pruned and {after.key[3]} runs on GPUs again",
-                shown,
-                more,
-            )
-        )
+        why = f"new tuning spec hash: Job {before.key[3]} is pruned and {after.key[3]} runs on GPUs again"
+        changes.append(_update("tuning-rerun", before, after, why, paths, skip=("metadata.name",)))
+        removed.remove(before)
+        added.remove(after)
+    # Other content-hashed names (tuning ConfigMaps): the new object replaces the old one.
+    for before, after in _hash_renames(removed, added):
+        paths = [p for p in changed_paths(before.doc, after.doc) if p != "metadata.name"]
+        why = f"new content hash: {before.key[1]} {before.key[3]} is pruned and {after.key[3]} is created"
+        changes.append(_update("replacement", before, after, why, paths, skip=("metadata.name",)))
         removed.remove(before)
         added.remove(after)
     changes.extend(Change("removed", r.label, "deleted from the cluster (pruned)") for r in removed)
@@ -362,14 +451,20 @@ def _diff_bundle(
         if not paths:
             continue
         kind, why = _classify_paths(key[1], paths, old[key].doc)
-        shown, more = _trim(paths)
-        changes.append(Change(kind, new[key].label, why, shown, more))
+        changes.append(_update(kind, old[key], new[key], why, paths))
     cap_before = _capacity(old, catalog) if old else None
     cap_after = _capacity(new, catalog) if new else None
     if cap_before != cap_after and (cap_before or cap_after):
         before_text = cap_before.describe(currency) if cap_before else "nothing"
         after_text = cap_after.describe(currency) if cap_after else "nothing"
-        changes.append(Change("capacity", "", f"{before_text} → {after_text}"))
+        changes.append(
+            Change(
+                "capacity",
+                "",
+                f"{before_text} → {after_text}",
+                values=_capacity_values(cap_before, cap_after, currency),
+            )
+        )
     if not changes:
         return None
     status: BundleStatus = "added" if not old else "removed" if not new else "changed"
@@ -393,98 +488,3 @@ def classify(
         else:
             bundles.append(result)
     return DiffReport(tuple(bundles), currency, source, unchanged)
-
-
-# --- renderers ------------------------------------------------------------------------------------
-
-COMMENT_MARKER = "<!-- kaito-gen-diff -->"  # lets the GitHub action update its own PR comment
-
-
-def _summary_line(report: DiffReport) -> str:
-    if not report.changed:
-        return f"No changes ({report.unchanged} bundles unchanged)."
-    counts = [f"{report.count(k)} {k}" for k in SEVERITY if report.count(k)]
-    return f"{len(report.bundles)} bundles change: " + ", ".join(counts) + f"; {report.unchanged} unchanged."
-
-
-def _cost_line(report: DiffReport) -> str | None:
-    if not any(b.capacity_before != b.capacity_after for b in report.bundles):
-        return None
-    delta = report.cost_delta()
-    if delta is None:
-        return "Cost change: unknown (a SKU has no price in the GPU table)."
-    sign = "+" if delta >= 0 else "-"
-    return f"Cost change: {sign}{format_price(abs(delta), report.currency)}" + (
-        f" (prices: {report.price_source})" if report.price_source else ""
-    )
-
-
-def render_text(report: DiffReport) -> str:
-    lines: list[str] = []
-    marks = {"added": "+", "removed": "-", "changed": "~"}
-    for b in report.bundles:
-        lines.append(f"{marks[b.status]} {b.bundle} ({b.status}: {', '.join(b.kinds)})")
-        for c in b.changes:
-            where = c.resource or "capacity"
-            lines.append(f"    {c.kind:<13} {where}: {c.summary}")
-            for f in c.fields:
-                lines.append(f"        {f}")
-            if c.more_fields:
-                lines.append(f"        … and {c.more_fields} more fields")
-    lines.append(_summary_line(report))
-    cost = _cost_line(report)
-    if cost:
-        lines.append(cost)
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def render_markdown(report: DiffReport) -> str:
-    lines = [COMMENT_MARKER, "### kaito-gen diff", "", _summary_line(report)]
-    if not report.changed:
-        return "\n".join(lines) + "\n"
-    lines += ["", "| Workspace | Status | Change kinds | Capacity before → after |", "|---|---|---|---|"]
-    for b in report.bundles:
-        before = b.capacity_before.describe(report.currency) if b.capacity_before else "–"
-        after = b.capacity_after.describe(report.currency) if b.capacity_after else "–"
-        capacity = (
-            "unchanged"
-            if b.capacity_before == b.capacity_after and b.capacity_before
-            else f"{before} → {after}"
-        )
-        lines.append(
-            f"| `{b.bundle}` | {b.status} | {', '.join(f'**{k}**' for k in b.kinds)} | {_md(capacity)} |"
-        )
-    cost = _cost_line(report)
-    if cost:
-        lines += ["", _md(cost)]
-    for b in report.bundles:
-        lines += ["", f"<details><summary><code>{b.bundle}</code>: {', '.join(b.kinds)}</summary>", ""]
-        for c in b.changes:
-            where = f"`{c.resource}`" if c.resource else "capacity"
-            lines.append(f"- **{c.kind}** {where}: {_md(c.summary)}")
-            lines.extend(f"  - `{f}`" for f in c.fields)
-            if c.more_fields:
-                lines.append(f"  - … and {c.more_fields} more fields")
-        lines += ["", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
-def render_json(report: DiffReport) -> str:
-    delta = report.cost_delta()
-    payload = {
-        "changed": report.changed,
-        "unchanged": report.unchanged,
-        "counts": {k: report.count(k) for k in SEVERITY},
-        "currency": report.currency,
-        "priceSource": report.price_source,
-        "costDeltaPerHour": None if delta is None else str(delta),
-        "bundles": [b.to_json(report.currency) for b in report.bundles],
-    }
-    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
-
-
-RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}

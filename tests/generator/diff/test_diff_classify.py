@@ -15,15 +15,8 @@ from kaito_gen.compiler.load import load, load_presets
 from kaito_gen.compiler.pipeline import compile_inputs
 from kaito_gen.core.errors import InputError
 from kaito_gen.models.target import Target
-from kaito_gen.review.diff import (
-    COMMENT_MARKER,
-    DiffReport,
-    classify,
-    format_price,
-    render_json,
-    render_markdown,
-    render_text,
-)
+from kaito_gen.review.diff import DiffReport, classify, format_price
+from kaito_gen.review.diffrender import COMMENT_MARKER, render_json, render_markdown, render_text
 
 CHAT = """\
 apiVersion: kaito.sh/v1beta1
