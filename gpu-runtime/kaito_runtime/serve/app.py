@@ -12,16 +12,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .engine import Engine, EngineStoppedError, Event, GenerationRequest, QueueFullError
+from .bridge import ClientGoneError, chat_chunks, collect, completion_chunks, sse, submit
+from .engine import Engine
 from .guard import BodyTooLargeError, GuardMiddleware, error_response
 from .loader import LoadedModel, ModelLoadError, load_model
 from .metrics import CONTENT_TYPE, Metrics
@@ -35,24 +35,9 @@ from .protocol import (
 )
 from .sampling import SamplingParams
 from .settings import Settings
+from .state import ModelLoader, ServerState
 
 log = logging.getLogger("kaito_runtime.serve")
-
-ModelLoader = Callable[[Settings], LoadedModel]
-
-
-@dataclass
-class ServerState:
-    settings: Settings
-    metrics: Metrics
-    loaded: LoadedModel | None = None
-    engine: Engine | None = None
-    ready: threading.Event = field(default_factory=threading.Event)
-    draining: bool = False
-    load_error: str | None = None
-    created: int = field(default_factory=lambda: int(time.time()))
-    # Called (from the loader thread) when loading fails; the CLI uses it to exit non-zero.
-    on_fatal: Callable[[str], None] | None = None
 
 
 def create_app(settings: Settings, model_loader: ModelLoader = load_model) -> FastAPI:
@@ -196,6 +181,8 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
         spec = parsed.spec
         if parsed.prompt is not None:
             text = parsed.prefix + parsed.prompt
+            if parsed.truncate_left:
+                text = _left_bytes(loaded, text)
             prompt_ids = await asyncio.to_thread(_encode, loaded, text, True)
         else:
             assert parsed.messages is not None
@@ -205,10 +192,10 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
             if keep > 0:
                 prompt_ids = prompt_ids[-keep:]
         params = _legacy_params(spec, len(prompt_ids), loaded, settings.limits.max_tokens_limit)
-        stream = _submit(
+        stream = submit(
             state, engine=engine, prompt_ids=prompt_ids, params=params, adapter=None, request=request
         )
-        result = await _collect(request, stream)
+        result = await collect(request, stream)
         text = result.text
         if parsed.prompt is not None and parsed.return_full_text:
             text = parsed.prompt + text
@@ -223,18 +210,18 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
         params = _openai_params(
             parsed.spec, len(prompt_ids), loaded, settings.limits.max_tokens_limit, "messages"
         )
-        stream = _submit(
+        stream = submit(
             state, engine=engine, prompt_ids=prompt_ids, params=params, adapter=adapter, request=request
         )
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if parsed.stream:
-            return _sse(
-                _chat_chunks(
+            return sse(
+                chat_chunks(
                     request, stream, rid=rid, created=created, model=name, include_usage=parsed.include_usage
                 )
             )
-        result = await _collect(request, stream)
+        result = await collect(request, stream)
         return JSONResponse(
             {
                 "id": rid,
@@ -275,15 +262,15 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
         params = _openai_params(
             parsed.spec, len(prompt_ids), loaded, settings.limits.max_tokens_limit, "prompt"
         )
-        stream = _submit(
+        stream = submit(
             state, engine=engine, prompt_ids=prompt_ids, params=params, adapter=adapter, request=request
         )
         rid = f"cmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         echo = prompt_text if parsed.echo else ""
         if parsed.stream:
-            return _sse(
-                _completion_chunks(
+            return sse(
+                completion_chunks(
                     request,
                     stream,
                     rid=rid,
@@ -293,7 +280,7 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
                     echo=echo,
                 )
             )
-        result = await _collect(request, stream)
+        result = await collect(request, stream)
         return JSONResponse(
             {
                 "id": rid,
@@ -364,7 +351,45 @@ def _resolve_model(state: ServerState, model: str | None) -> tuple[str, str | No
     return model, adapter
 
 
-def _encode(loaded: LoadedModel, text: str, special: bool) -> list[int]:
+# The most UTF-8 bytes one token of a usual tokenizer stands for (English averages ~4, code ~6;
+# the longest merges, whitespace runs, stay under this). A text longer than
+# `max_model_len * MAX_BYTES_PER_TOKEN` bytes cannot fit the context, so it is refused by its
+# length before the tokenizer sees it: tokenizing is then bounded in time and memory by the
+# model's context, not by what a client sends (issue 14).
+MAX_BYTES_PER_TOKEN = 32
+
+
+def max_prompt_bytes(loaded: LoadedModel) -> int:
+    return loaded.max_model_len * MAX_BYTES_PER_TOKEN
+
+
+def _check_bytes(loaded: LoadedModel, text: str, where: str) -> None:
+    limit = max_prompt_bytes(loaded)
+    # At most 4 bytes per character: most texts are decided without encoding them.
+    if len(text) * 4 <= limit:
+        return
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise bad(
+            f"The {where} is {size} bytes; this model's context of {loaded.max_model_len} tokens "
+            f"holds at most {limit} bytes of text ({MAX_BYTES_PER_TOKEN} per token). "
+            f"Shorten the {where}.",
+            where,
+            code="context_length_exceeded",
+        )
+
+
+def _left_bytes(loaded: LoadedModel, text: str) -> str:
+    """Kaito's left truncation, first by bytes: keep the tail that can still fit the context."""
+    limit = max_prompt_bytes(loaded)
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text
+    return raw[-limit:].decode("utf-8", "ignore")  # drops a split character at the cut
+
+
+def _encode(loaded: LoadedModel, text: str, special: bool, where: str = "prompt") -> list[int]:
+    _check_bytes(loaded, text, where)
     ids = list(loaded.tokenizer(text, add_special_tokens=special)["input_ids"])
     if not ids:
         bos = loaded.tokenizer.bos_token_id
@@ -375,13 +400,15 @@ def _encode(loaded: LoadedModel, text: str, special: bool) -> list[int]:
 
 
 def _chat_ids(loaded: LoadedModel, messages: list[dict[str, str]]) -> list[int]:
+    # Bound the template's work too: the contents alone must already fit.
+    _check_bytes(loaded, "".join(str(m.get("content") or "") for m in messages), "messages")
     try:
         text = loaded.tokenizer.apply_chat_template(
             messages, chat_template=loaded.chat_template, add_generation_prompt=True, tokenize=False
         )
     except Exception as exc:  # jinja raises TemplateError and friends for conversations it rejects
         raise bad(f"The chat template rejected these messages: {exc}", "messages") from None
-    return _encode(loaded, str(text), False)
+    return _encode(loaded, str(text), False, "messages")
 
 
 def _vocab_size(loaded: LoadedModel) -> int:
@@ -466,211 +493,3 @@ def _sampling_params(spec: GenerationSpec, new: int, min_new: int) -> SamplingPa
         stop=spec.stop,
         stop_token_ids=spec.stop_token_ids,
     )
-
-
-# --------------------------------------------------------------------------- engine bridge
-
-
-class ClientGoneError(Exception):
-    """The client closed the connection before its (non-streamed) answer was ready."""
-
-
-class _Stream:
-    """Receives engine events (engine thread) into an asyncio queue (event loop thread)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.request: GenerationRequest | None = None
-
-    def on_event(self, event: Event) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-
-    def cancel(self) -> None:
-        if self.request is not None:
-            self.request.cancel()
-
-
-@dataclass
-class _Result:
-    text: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-
-
-def _submit(
-    state: ServerState,
-    *,
-    engine: Engine,
-    prompt_ids: list[int],
-    params: SamplingParams,
-    adapter: str | None,
-    request: Request,
-) -> _Stream:
-    stream = _Stream(asyncio.get_running_loop())
-    gen = GenerationRequest(
-        prompt_ids=prompt_ids,
-        params=params,
-        on_event=stream.on_event,
-        adapter=adapter,
-        request_id=request.headers.get("x-request-id", "")[:128],
-    )
-    stream.request = gen
-    retry = {"Retry-After": str(state.settings.limits.retry_after_seconds)}
-    try:
-        engine.submit(gen)
-    except QueueFullError:
-        state.metrics.rejected.labels("queue_full").inc()
-        raise APIError(
-            503,
-            f"The server is at capacity ({state.settings.limits.max_batch_size} running + "
-            f"{state.settings.limits.max_queue} queued); retry after {retry['Retry-After']}s.",
-            type="overloaded_error",
-            code="queue_full",
-            headers=retry,
-        ) from None
-    except EngineStoppedError:
-        raise APIError(
-            503, "The server is shutting down.", type="service_unavailable", headers=retry
-        ) from None
-    return stream
-
-
-async def _next_event(request: Request, stream: _Stream) -> Event:
-    """Wait for the next event, cancelling the generation if the client goes away meanwhile."""
-    while True:
-        try:
-            return await asyncio.wait_for(stream.queue.get(), timeout=1.0)
-        except TimeoutError:
-            if await request.is_disconnected():
-                stream.cancel()
-                raise ClientGoneError from None
-
-
-async def _collect(request: Request, stream: _Stream) -> _Result:
-    parts: list[str] = []
-    try:
-        while True:
-            event = await _next_event(request, stream)
-            if event.kind == "token":
-                parts.append(event.text)
-            elif event.kind == "error":
-                raise APIError(500, event.message, type="server_error")
-            else:
-                return _Result(
-                    "".join(parts),
-                    event.finish_reason or "stop",
-                    event.prompt_tokens,
-                    event.completion_tokens,
-                )
-    except BaseException:
-        stream.cancel()
-        raise
-
-
-def _sse(chunks: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        chunks,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _data(obj: Any) -> str:
-    return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
-
-
-def _stream_error(event: Event) -> str:
-    return _data({"error": {"message": event.message, "type": "server_error", "param": None, "code": None}})
-
-
-async def _chat_chunks(
-    request: Request, stream: _Stream, *, rid: str, created: int, model: str, include_usage: bool
-) -> AsyncIterator[str]:
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {
-            "id": rid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    try:
-        yield _data(chunk({"role": "assistant", "content": ""}, None))
-        while True:
-            event = await _next_event(request, stream)
-            if event.kind == "token":
-                yield _data(chunk({"content": event.text}, None))
-            elif event.kind == "error":
-                yield _stream_error(event)
-                break
-            else:
-                yield _data(chunk({}, event.finish_reason))
-                if include_usage:
-                    usage = _Result("", "", event.prompt_tokens, event.completion_tokens).usage()
-                    yield _data(
-                        {
-                            "id": rid,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": model,
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                break
-        yield "data: [DONE]\n\n"
-    finally:
-        # Client gone (the response task is cancelled) or done: either way free the batch slot.
-        stream.cancel()
-
-
-async def _completion_chunks(
-    request: Request, stream: _Stream, *, rid: str, created: int, model: str, include_usage: bool, echo: str
-) -> AsyncIterator[str]:
-    def chunk(text: str, finish: str | None) -> dict[str, Any]:
-        return {
-            "id": rid,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-        }
-
-    try:
-        if echo:
-            yield _data(chunk(echo, None))
-        while True:
-            event = await _next_event(request, stream)
-            if event.kind == "token":
-                yield _data(chunk(event.text, None))
-            elif event.kind == "error":
-                yield _stream_error(event)
-                break
-            else:
-                yield _data(chunk("", event.finish_reason))
-                if include_usage:
-                    usage = _Result("", "", event.prompt_tokens, event.completion_tokens).usage()
-                    yield _data(
-                        {
-                            "id": rid,
-                            "object": "text_completion",
-                            "created": created,
-                            "model": model,
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                break
-        yield "data: [DONE]\n\n"
-    finally:
-        stream.cancel()

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import KNOWN_ROUTES
 from .protocol import APIError
-
-if TYPE_CHECKING:
-    from .app import ServerState
+from .state import ServerState
 
 # Probes must work without credentials (kubelet has none); "/" says nothing about the model.
 PUBLIC_PATHS = frozenset({"/", "/health", "/healthz"})
