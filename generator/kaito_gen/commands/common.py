@@ -37,6 +37,7 @@ from kaito_gen.core.errors import (
 )
 from kaito_gen.core.limits import DEFAULT_LIMITS, Limits
 from kaito_gen.models.target import GitopsTarget, NodeClassRef, Target
+from kaito_gen.review.annotations import ANNOTATION_FORMATS, render_annotations
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -165,8 +166,14 @@ def run_compile(
     return compile_inputs(inputs, catalog, target, gitops)
 
 
-def report(compiled: Compiled, quiet: bool) -> None:
+def report(compiled: Compiled, quiet: bool, fmt: str = "text") -> None:
+    """Print the diagnostics (stderr; stdout for the github/sarif annotation formats); exit 2 on errors."""
     diags = sorted_diagnostics(compiled.diagnostics)
+    if fmt in ANNOTATION_FORMATS:
+        click.echo(render_annotations(fmt, diags, Path.cwd()), nl=False)
+        if not compiled.ok:
+            sys.exit(int(ExitCode.INVALID))
+        return
     if diags and (not quiet or not compiled.ok):
         click.echo(render_diagnostics(diags), err=True)
     if not compiled.ok:

@@ -23,6 +23,7 @@ from kaito_gen.commands.common import (
 from kaito_gen.compiler.write import read_tree, unified_diff, write
 from kaito_gen.config import DEFAULT_CONFIG_NAME
 from kaito_gen.core.errors import ExitCode, OutputError, UsageError
+from kaito_gen.review.annotations import ANNOTATION_FORMATS
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -38,6 +39,13 @@ from kaito_gen.core.errors import ExitCode, OutputError, UsageError
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if OUTPUT is out of date.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", *ANNOTATION_FORMATS]),
+    default="text",
+    help="Diagnostics as github workflow commands or a SARIF 2.1.0 log, on stdout (a --check diff goes to stderr).",
+)
 @config_options
 @target_options
 @guarded
@@ -47,6 +55,7 @@ def render(
     check: bool,
     quiet: bool,
     as_json: bool,
+    fmt: str,
     preset_dirs: tuple[Path, ...],
     config_file: Path | None,
     gitops_flavour: str | None,
@@ -61,8 +70,10 @@ def render(
     if run.out is None:
         raise UsageError(f"no -o/--output given and no `output` in {DEFAULT_CONFIG_NAME}")
     progress(f"compiling {len(run.sources)} source(s)", quiet)
-    compiled = run_compile(run.sources, run.target, run.preset_dirs, exclude=[run.out], gitops=run.gitops, limits=run.limits)
-    report(compiled, quiet)
+    compiled = run_compile(
+        run.sources, run.target, run.preset_dirs, exclude=[run.out], gitops=run.gitops, limits=run.limits
+    )
+    report(compiled, quiet, fmt)
     summary: dict[str, Any] = {
         "output": str(run.out),
         "bundles": [b.path for b in compiled.bundles],
@@ -76,7 +87,7 @@ def render(
             click.echo(json.dumps(summary, indent=2, sort_keys=True))
         if diff:
             if not as_json:
-                click.echo(diff, nl=False)
+                click.echo(diff, nl=False, err=fmt != "text")
             click.echo(
                 f"kaito-gen: {run.out} is out of date; run `kaito-gen render` and commit the result", err=True
             )

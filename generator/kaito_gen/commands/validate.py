@@ -19,11 +19,18 @@ from kaito_gen.commands.common import (
 )
 from kaito_gen.config import DEFAULT_CONFIG_NAME
 from kaito_gen.core.errors import ExitCode, UsageError, render_diagnostics, sorted_diagnostics
+from kaito_gen.review.annotations import ANNOTATION_FORMATS, render_annotations
 
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", *ANNOTATION_FORMATS]),
+    default="text",
+    help="github: workflow commands (PR annotations); sarif: SARIF 2.1.0 for code scanning.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @config_options
 @target_options
@@ -43,7 +50,9 @@ def validate(
         raise UsageError(f"no SOURCES given and no `sources` in {DEFAULT_CONFIG_NAME}")
     compiled = run_compile(run.sources, run.target, run.preset_dirs, limits=run.limits)
     diags = sorted_diagnostics(compiled.diagnostics)
-    if fmt == "json" or as_json:
+    if fmt in ANNOTATION_FORMATS and not as_json:
+        click.echo(render_annotations(fmt, diags, Path.cwd()), nl=False)
+    elif fmt == "json" or as_json:
         payload = {
             "ok": compiled.ok,
             "workspaces": [f"{rw.namespace}/{rw.name}" for rw in compiled.resolved.workspaces],
