@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +84,43 @@ def test_reusable_workflow_shape() -> None:
         assert key in action_inputs, f"the action has no input {key}"
         for name in re.findall(r"inputs\.([\w-]+)", str(value)):
             assert name in call["inputs"], f"the workflow has no input {name}"
+
+
+def test_action_annotates_and_uploads_sarif() -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    validate = next(s for s in steps if s.get("id") == "validate")
+    assert "--format github" in validate["run"] and "--format sarif" in validate["run"]
+    (upload,) = [s for s in steps if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@v")]
+    assert upload["with"]["sarif_file"] == "${{ steps.validate.outputs.sarif }}"
+    assert "always()" in upload["if"]
+    assert load(WORKFLOW)["permissions"]["security-events"] == "write"
+
+
+def test_the_action_validate_step_script_runs(tmp_path: Path) -> None:
+    """The validate step, executed by bash as written, on the ten-mistakes Workspace: exit 2, one
+    workflow command per diagnostic on stdout, and a SARIF log that names the same file."""
+    step = next(s for s in load(ACTION)["runs"]["steps"] if s.get("id") == "validate")
+    outputs = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KAITO_GEN_SOURCES": "tests/golden/errors-ten-mistakes/input",
+        "KAITO_GEN_ARGS": "--cloud azure",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(outputs),
+    }
+    done = subprocess.run(
+        ["bash", "-c", step["run"]],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stdout.splitlines()
+    assert len([x for x in lines if x.startswith("::error file=tests/golden/errors-ten-mistakes/")]) >= 9
+    sarif = Path(outputs.read_text().strip().split("=", 1)[1])
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert len(results) == len(lines)
