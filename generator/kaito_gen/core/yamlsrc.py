@@ -97,6 +97,20 @@ class _Anchor:
     open: bool = True
 
 
+def _size(data: Any) -> int:
+    """Nodes in ``data`` (iteratively): what one more copy of it costs."""
+    count, todo = 0, [data]
+    while todo:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict):
+            count += len(item)  # the keys
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return count
+
+
 def _mark(event: Event) -> tuple[int, int]:
     mark = event.start_mark
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -105,8 +119,9 @@ def _mark(event: Event) -> tuple[int, int]:
 class _Builder:
     """Turns one document's events into plain data, recording positions and problems."""
 
-    def __init__(self, file: str, limits: Limits, resolver: Any) -> None:
+    def __init__(self, file: str, limits: Limits, resolver: Any, expanded: list[int]) -> None:
         self.file = file
+        self.expanded = expanded  # nodes copied by aliases so far, across the file's documents
         self.limits = limits
         self.resolver = resolver
         self.positions: Positions = {}
@@ -232,7 +247,7 @@ class _Builder:
             anchor = self.anchors[frame.anchor]
             cut = len(frame.path) if frame.path is not None else 0
             anchor.data = frame.data
-            anchor.nodes = self.nodes - frame.nodes_at_start + 1
+            anchor.nodes = max(self.nodes - frame.nodes_at_start + 1, _size(frame.data))
             anchor.positions = (
                 [(p[cut:], w) for p, w in self.log[frame.log_at_start :]] if frame.path is not None else []
             )
@@ -258,6 +273,9 @@ class _Builder:
                 )
             )
         self._count(anchor.nodes, where, alias=True)
+        self.expanded[0] += anchor.nodes
+        if self.expanded[0] > self.limits.max_nodes:
+            self._fatal(lim.nodes_problem(self.file, *where, self.limits, alias=True))
         if path is not None:
             for rel, pos in anchor.positions:
                 self._record((*path, *rel), pos)
@@ -417,6 +435,7 @@ def parse_documents(
         return docs, [bad]
     yaml = _parser()
     builder: _Builder | None = None
+    expanded = [0]
     index = -1
     try:
         for event in yaml.parse(text):
@@ -425,7 +444,7 @@ def parse_documents(
                 if index >= limits.max_documents:
                     problems.append(lim.documents_problem(file, _mark(event)[0], 1, limits))
                     break
-                builder = _Builder(file, limits, yaml.resolver)
+                builder = _Builder(file, limits, yaml.resolver, expanded)
             elif isinstance(event, DocumentEndEvent):
                 if builder is not None:
                     problems.extend(builder.problems)
