@@ -114,3 +114,19 @@ def test_config_limits_section_is_validated(tmp_path: Path) -> None:
             tmp_path,
         )
     assert err.value.diagnostics[0].pos.line == 4
+
+
+def test_config_file_read_errors_are_positioned(tmp_path: Path) -> None:
+    from kaito_gen.config import load_config
+    from kaito_gen.core.errors import InputError
+
+    path = tmp_path / "kaito-gen.yaml"
+    path.write_bytes(b"apiVersion: kaito-gen.io/v1alpha1\nkind: \xff\n")
+    with pytest.raises(InputError) as err:
+        load_config(path, "kaito-gen.yaml")
+    (diag,) = err.value.diagnostics
+    assert (diag.code, diag.pos.line, diag.pos.col) == ("encoding", 2, 7)
+    path.write_bytes(b"# " + b"x" * (300 * 1024))
+    with pytest.raises(InputError) as err:
+        load_config(path, "kaito-gen.yaml")
+    assert [(d.pos.line, d.pos.col) for d in err.value.diagnostics] == [(1, 1)]
