@@ -147,6 +147,8 @@ class Config(Frozen):
     weights_storage_class: StrictStr | None = Field(default=None, min_length=1, max_length=253)
     features: Features | None = None
     limits: LimitsConfig = LimitsConfig()
+    # requirePinned: true → a model whose preset row is `revision: unpinned` is an error.
+    require_pinned: StrictBool | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ class LoadedConfig:
             values["default_namespace"] = cfg.default_namespace
         if cfg.weights_storage_class is not None:
             values["weights_storage_class"] = cfg.weights_storage_class
+        if cfg.require_pinned is not None:
+            values["require_pinned"] = cfg.require_pinned
         if cfg.features is not None:
             values["features"] = cfg.features.model_dump()
         skip = cfg.gitops.argocd.skip_dry_run_on_missing_resource if cfg.gitops.argocd else True

@@ -111,6 +111,12 @@ def target_options(func: F) -> F:
         click.option(
             "--weights-storage-class", default=None, help="StorageClass for model weights on NVMe SKUs."
         ),
+        click.option(
+            "--require-pinned",
+            is_flag=True,
+            default=False,
+            help="Refuse models whose preset row has `revision: unpinned`.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -125,6 +131,7 @@ def build_target(
     default_namespace: str | None,
     allow_secrets: bool,
     weights_storage_class: str | None,
+    require_pinned: bool = False,
     base: Target | None = None,
 ) -> Target:
     values: dict[str, Any] = (base or Target()).model_dump()
@@ -147,6 +154,8 @@ def build_target(
         values["allow_secrets"] = True
     if weights_storage_class:
         values["weights_storage_class"] = weights_storage_class
+    if require_pinned:
+        values["require_pinned"] = True
     return Target.model_validate(values)
 
 

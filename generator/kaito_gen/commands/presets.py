@@ -36,7 +36,9 @@ def list_presets(gpus: bool, cloud: str | None, as_json: bool, preset_dirs: tupl
         rows = [
             {"name": m.name, "hfRepo": m.hf_repo, "weightsGiB": str(m.weights_gib), "context": m.context_length,
              "inference": "yes" if m.runtime.transformers and not m.deprecated else "no",
-             "tuning": "yes" if m.tuning is not None and not m.deprecated else "no"}
+             "tuning": "yes" if m.tuning is not None and not m.deprecated else "no",
+             "engines": "-" if m.deprecated else ",".join(m.supported_engines),
+             "revision": m.revision[:8] if m.pinned else m.revision}
             for m in sorted(catalog.models.values(), key=lambda m: m.name)
         ]  # fmt: skip
     if as_json:

@@ -271,6 +271,12 @@ def _model(ctx: _Ctx, name: str, path: FieldPath, mode: Mode) -> ModelPreset | N
     if model.deprecated:
         ctx.error(path, f"Model {name} is deprecated and no longer supported", code="preset")
         return None
+    if not model.pinned:
+        from kaito_gen.catalog.pinning import unpinned_hint, unpinned_message
+
+        required = ctx.target.require_pinned
+        report = ctx.error if required else ctx.warn
+        report(path, unpinned_message(model), hint=unpinned_hint(model, required), code="unpinned")
     if mode == "tuning" and model.tuning is None:
         ctx.error(
             path,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from kaito_gen.models.base import Frozen
 
 Cloud = Literal["azure", "aws", "arc"]
 HF_REVISION_PATTERN = r"^[0-9a-f]{40}$"
+UNPINNED = "unpinned"  # explicit `revision` value of a row whose commit is not known yet
+Engine = Literal["vllm", "transformers"]
 
 
 class ModelRuntime(Frozen):
@@ -28,9 +30,20 @@ class ModelTuning(Frozen):
 
 
 class ModelPreset(Frozen):
+    """One catalog row (presets/models.yaml).
+
+    ``revision``: the HF commit (40 hex) the weights are pinned to, or the explicit value
+    ``unpinned`` (Kaito knows no commit; render warns and names ``kaito-gen presets pin <name>``;
+    ``--require-pinned`` makes it an error). Use ``pinned_revision`` to pass it to an engine.
+    ``engines``: the serving engines this model may run on (``vllm``, ``transformers``), with
+    ``engines_reason`` saying why; when omitted it is vLLM plus transformers iff
+    ``runtime.transformers``. The per-model vLLM flags (parsers, chat template, load format,
+    extras) are derived from name/family/quantization by ``catalog/vllmparams.py``.
+    """
+
     name: StrictStr = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     hf_repo: StrictStr = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    revision: StrictStr = Field(pattern=HF_REVISION_PATTERN)
+    revision: StrictStr = Field(pattern=rf"^(?:[0-9a-f]{{40}}|{UNPINNED})$")
     architecture: StrictStr
     family: StrictStr
     weights_gib: Decimal = Field(alias="weightsGiB", gt=0)
@@ -43,6 +56,29 @@ class ModelPreset(Frozen):
     deprecated: StrictBool
     runtime: ModelRuntime
     tuning: ModelTuning | None = None
+    engines: tuple[Engine, ...] | None = Field(default=None, min_length=1)
+    engines_reason: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _engines_agree(self) -> ModelPreset:
+        if self.engines is not None and ("transformers" in self.engines) != self.runtime.transformers:
+            raise ValueError("engines lists transformers exactly when runtime.transformers is true")
+        return self
+
+    @property
+    def supported_engines(self) -> tuple[Engine, ...]:
+        if self.engines is not None:
+            return self.engines
+        return ("vllm", "transformers") if self.runtime.transformers else ("vllm",)
+
+    @property
+    def pinned(self) -> bool:
+        return self.revision != UNPINNED
+
+    @property
+    def pinned_revision(self) -> str | None:
+        """The commit to pass to the engine (``--revision``), or None when unpinned."""
+        return self.revision if self.pinned else None
 
     @property
     def disk_gib(self) -> int:

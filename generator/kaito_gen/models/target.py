@@ -65,6 +65,8 @@ class Target(Frozen):
     # StorageClass for the model-weights volume on NVMe SKUs; None → emptyDir.
     weights_storage_class: StrictStr | None = None
     allow_secrets: StrictBool = False
+    # A catalog model with `revision: unpinned` is an error instead of a warning.
+    require_pinned: StrictBool = False
     features: Features = Features()
     # Default "none": the output is byte-for-byte what it was before GitOps support.
     gitops: GitopsTarget = GitopsTarget()

@@ -41,7 +41,7 @@ def _server_args(plan: WorkspacePlan) -> list[str]:
     args = [
         "kaito-serve",
         "--model", model.hf_repo,
-        "--revision", model.revision,
+        *(("--revision", model.revision) if model.pinned_revision else ()),
         "--served-model-name", model.name,
         "--cache-dir", WEIGHTS_DIR,
         "--host", "0.0.0.0",
