@@ -84,9 +84,10 @@ def pydantic_diagnostics(
         hint = ""
         message = err["msg"]
         if kind == "extra_forbidden":
-            parent = _model_at(model, loc[:-1])
+            parent = _model_at(model, loc[:-1]) if loc else None
             names = field_names(parent) if parent else []
-            key = str(loc[-1])
+            # A key that looks like a union tag ("a[b") was filtered out of loc: name it as written.
+            key = str(loc[-1]) if loc else str(err["loc"][-1]) if err["loc"] else "?"
             message = f"unknown field {key!r}"
             hint = did_you_mean(key, names)
             if not hint and names:

@@ -130,3 +130,16 @@ def test_config_file_read_errors_are_positioned(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_config(path, "kaito-gen.yaml")
     assert [(d.pos.line, d.pos.col) for d in err.value.diagnostics] == [(1, 1)]
+
+
+def test_unknown_key_with_a_bracket_is_positioned(tmp_path: Path) -> None:
+    # Found by `make fuzz` (input 7653): pydantic's union-tag filter dropped the key from the location.
+    from kaito_gen.config import parse_config
+    from kaito_gen.core.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        parse_config(
+            "kaito-gen.yaml", "apiVersion: kaito-gen.io/v1alpha1\nkind: Config\nku[ber: '2'\n", tmp_path
+        )
+    (diag,) = err.value.diagnostics
+    assert "ku[ber" in diag.message and diag.pos.line > 0
