@@ -18,7 +18,7 @@ from kaito_gen.compiler.emit.gitops import GitopsSettings, decorate, gitops_file
 from kaito_gen.compiler.load import Inputs
 from kaito_gen.compiler.plan import Plan, plan
 from kaito_gen.compiler.resolve import Resolved, resolve
-from kaito_gen.compiler.validate import validate
+from kaito_gen.compiler.validate import drop_follow_on, validate
 from kaito_gen.compiler.write import MARKER, MARKER_TEXT, bundle_files
 from kaito_gen.core.errors import Diagnostic, sorted_diagnostics
 from kaito_gen.models.target import Target
@@ -49,7 +49,7 @@ def compile_inputs(
     the files are rendered, once."""
     validated = validate(inputs, target)
     resolved = resolve(validated, catalog, target)
-    diagnostics = tuple(sorted_diagnostics(resolved.diagnostics))
+    diagnostics = tuple(sorted_diagnostics(drop_follow_on(inputs, validated, resolved.diagnostics)))
     if any(d.is_error for d in diagnostics):
         return Compiled(resolved, None, (), {}, diagnostics)
     the_plan = plan(resolved, target)

@@ -20,8 +20,20 @@ IMAGE_REF = re.compile(
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
     r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$"
 )
-# Kaito: "decimal string" strengths; we refuse exponents and signs outright.
-STRENGTH = re.compile(r"^(?:0|1|0?\.\d+|[01]\.\d+)$")
+# Kaito parses strength with strconv.ParseFloat and refuses values outside [0, 1].
+# Decimal floats as Go writes them; hex floats, inf and NaN are refused here too.
+STRENGTH = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def strength_problem(value: str) -> str:
+    """Why ``value`` is not an adapter strength Kaito accepts ("" when it is)."""
+    if not STRENGTH.match(value.replace("_", "x")):
+        return f'strength {value!r} must be a number written as a string, e.g. "0.5"'
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        return f"strength {value!r} must be between 0 and 1"
+    return ""
+
 
 # Reserved selector keys Kaito strips from user matchLabels (KAITO.md §1.6).
 RESERVED_SELECTOR_KEYS = frozenset(
