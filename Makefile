@@ -49,7 +49,7 @@ system-deps:
 	fi
 
 render: $(VENV)/.core
-	$(BIN)/kaito-gen render examples/workspaces -o examples/rendered
+	$(BIN)/kaito-gen render --config examples/kaito-gen.yaml
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check generator gpu-runtime tests bench
@@ -64,7 +64,7 @@ unit: $(VENV)/.full $(VLLM_VENV)/.done system-deps
 test: lint typecheck unit
 
 check: $(VENV)/.core
-	$(BIN)/kaito-gen render examples/workspaces -o examples/rendered --check
+	$(BIN)/kaito-gen render --config examples/kaito-gen.yaml --check
 
 schema: $(VENV)/.core
 	$(BIN)/kaito-gen schema
