@@ -41,7 +41,11 @@ class PresetCatalog:
 
     def skus_for(self, cloud: str | None) -> list[GpuSku]:
         return sorted(
-            (s for s in self.skus.values() if cloud in (None, "byo") or s.cloud == cloud),
+            (
+                s
+                for s in self.skus.values()
+                if s.refused is None and (cloud in (None, "byo") or s.cloud == cloud)
+            ),
             key=lambda s: s.name,
         )
 
@@ -135,7 +139,7 @@ def _check_fit(
     catalog: PresetCatalog, models: dict[str, tuple[ModelPreset, SourceDoc, int]], problems: list[Diagnostic]
 ) -> None:
     """Every model must fit some NVIDIA SKU (possibly across several nodes)."""
-    skus = list(catalog.skus.values())
+    skus = [s for s in catalog.skus.values() if s.refused is None]
     for model, doc, index in models.values():
         if model.deprecated:
             continue

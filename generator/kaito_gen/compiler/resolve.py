@@ -314,6 +314,9 @@ def _sku(ctx: _Ctx) -> GpuSku | None:
             code="instance-type",
         )
         return None
+    if sku.refused:
+        ctx.error(path, f"{sku.name} ({sku.gpu_model}) is not supported: {sku.refused}", code="instance-type")
+        return None
     if ctx.target.cloud != "byo" and sku.cloud != ctx.target.cloud:
         ctx.error(
             path,
@@ -558,12 +561,9 @@ def _volumes(ctx: _Ctx) -> None:
 
 
 def _dtype(model: ModelPreset | None, sku: GpuSku | None) -> str:
-    if model is None:
-        return "auto"
-    dtype = model.runtime.dtype
-    if dtype == "bfloat16" and sku is not None and not sku.supports_bf16:
-        return "float16"  # pre-Ampere GPUs (V100) have no bf16
-    return dtype
+    from kaito_gen.catalog.dtype import serve_dtype
+
+    return serve_dtype(model, sku)
 
 
 def _adapters(ws: Workspace) -> tuple[ResolvedAdapter, ...]:

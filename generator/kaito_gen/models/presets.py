@@ -102,6 +102,10 @@ class GpuSku(Frozen):
     compute_capability: StrictStr | None = Field(default=None, pattern=r"^\d+\.\d+$")
     nvme: StrictBool
     price_per_hour: Decimal | None = Field(default=None, ge=0)
+    # Where the row comes from when not Kaito HEAD (e.g. "seed-era: ... (V100, Volta)").
+    generation: StrictStr | None = None
+    # Why a Workspace may not use this SKU (K80/M60: below the runtime's CUDA build); None = usable.
+    refused: StrictStr | None = None
 
     @property
     def total_memory_gib(self) -> Decimal:

@@ -74,6 +74,10 @@ def explain(rw: ResolvedWorkspace, catalog: PresetCatalog, target: Target) -> di
     if rw.mode == "inference":
         out["engine"] = {"name": rw.engine, "reason": rw.engine_reason}
     model = rw.model
+    if model is not None and rw.mode == "inference":
+        from kaito_gen.catalog.dtype import dtype_reason
+
+        out["dtype"] = {"name": rw.dtype, "reason": dtype_reason(model, rw.sku)}
     if model is not None:
         out["model"] = {
             "name": model.name,
@@ -150,6 +154,8 @@ def render_text(data: dict[str, Any]) -> str:
     engine = data.get("engine")
     if engine:
         lines.append(f"engine     {engine['name']} ({engine['reason']})")
+    if data.get("dtype"):
+        lines.append(f"dtype      {data['dtype']['reason']}")
     model = data.get("model")
     if model:
         lines.append(
