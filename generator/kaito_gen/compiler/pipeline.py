@@ -15,10 +15,11 @@ from kaito_gen.catalog.presets import PresetCatalog
 from kaito_gen.compiler.emit.bundle import Bundle, emit_iter
 from kaito_gen.compiler.emit.common import Manifest
 from kaito_gen.compiler.emit.gitops import GitopsSettings, decorate, gitops_files
+from kaito_gen.compiler.followon import drop_follow_on
 from kaito_gen.compiler.load import Inputs
 from kaito_gen.compiler.plan import Plan, plan
 from kaito_gen.compiler.resolve import Resolved, resolve
-from kaito_gen.compiler.validate import drop_follow_on, validate
+from kaito_gen.compiler.validate import validate
 from kaito_gen.compiler.write import MARKER, MARKER_TEXT, bundle_files
 from kaito_gen.core.errors import Diagnostic, sorted_diagnostics
 from kaito_gen.models.target import Target

@@ -12,15 +12,13 @@ v1alpha1 differences, plus what a controller cannot check (committed Secrets).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from kaito_gen.compiler.kinds import is_kaito_group, refusal
 from kaito_gen.compiler.load import Inputs
+from kaito_gen.compiler.partial import about_pruned, parse_partial
 from kaito_gen.compiler.rules import (
     RESERVED_SELECTOR_KEYS,
     dataset_url_problem,
@@ -32,7 +30,7 @@ from kaito_gen.compiler.rules import (
     strength_problem,
 )
 from kaito_gen.core.errors import Diagnostic, FieldPath, Severity
-from kaito_gen.core.schema_errors import did_you_mean, pydantic_diagnostics
+from kaito_gen.core.schema_errors import did_you_mean
 from kaito_gen.core.yamlsrc import SourceDoc
 from kaito_gen.models.target import Target
 from kaito_gen.models.workspace import KAITO_API_VERSIONS, DataSource, Workspace
@@ -64,16 +62,7 @@ class WorkspaceInput:
 
     def keep(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
         """``diags`` less the follow-on ones about fields that already have a schema error."""
-        return [d for d in diags if d.code.startswith("schema-") or not _about_pruned(d, self.pruned)]
-
-
-def _about_pruned(diag: Diagnostic, pruned: tuple[FieldPath, ...]) -> bool:
-    for path in pruned:
-        if diag.path[: len(path)] == path:
-            return True
-        if diag.path == path[:-1] and str(path[-1]).lower() in diag.message.lower():
-            return True
-    return False
+        return [d for d in diags if d.code.startswith("schema-") or not about_pruned(d, self.pruned)]
 
 
 @dataclass(frozen=True)
@@ -201,7 +190,8 @@ def _workspace(check: _Checker, api_version: str, target: Target) -> WorkspaceIn
             code="api-version",
         )
         return None
-    ws, pruned = _parse_partial(check)
+    ws, pruned, schema = parse_partial(check.doc)
+    check.found.extend(schema)
     if ws is None:
         return None
     namespace = ws.metadata.namespace or target.default_namespace
@@ -223,65 +213,6 @@ def _workspace(check: _Checker, api_version: str, target: Target) -> WorkspaceIn
     wi = WorkspaceInput(ws, check.doc, namespace, pruned)
     check.found[rules_start:] = wi.keep(check.found[rules_start:])
     return wi
-
-
-MAX_PRUNE_ROUNDS = 16
-
-
-def _parse_partial(check: _Checker) -> tuple[Workspace | None, tuple[FieldPath, ...]]:
-    """The Workspace, with every field that fails the schema reported and dropped.
-
-    The schema errors of the document as written are reported; the fields they
-    name are removed from a copy and the rest is validated again, so the
-    admission rules still run on everything that parsed. ``None`` when what is
-    left is not a Workspace at all (e.g. ``metadata.name`` is missing)."""
-    try:
-        return Workspace.model_validate(check.doc.data), ()
-    except ValidationError as exc:
-        check.found.extend(pydantic_diagnostics(check.doc, exc, Workspace))
-        errors = exc.errors(include_url=False)
-    data = copy.deepcopy(check.doc.data)
-    pruned: list[FieldPath] = []
-    for _ in range(MAX_PRUNE_ROUNDS):
-        progress = False
-        for err in errors:
-            loc: FieldPath = tuple(
-                p
-                for p in err["loc"]
-                if isinstance(p, (str, int))
-                and not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
-            )
-            if err["type"] == "missing":
-                loc = loc[:-1]
-            cut = _prune(data, loc)
-            if cut is not None:
-                pruned.append(cut)
-                progress = True
-        if not progress:
-            return None, tuple(pruned)
-        try:
-            return Workspace.model_validate(data), tuple(pruned)
-        except ValidationError as again:
-            errors = again.errors(include_url=False)
-    return None, tuple(pruned)
-
-
-def _prune(data: Any, loc: FieldPath) -> FieldPath | None:
-    """Delete the innermost mapping key on ``loc``; the path deleted, or None."""
-    while loc and isinstance(loc[-1], int):
-        loc = loc[:-1]
-    if not loc:
-        return None
-    parent: Any = data
-    for part in loc[:-1]:
-        try:
-            parent = parent[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    if isinstance(parent, dict) and loc[-1] in parent:
-        del parent[loc[-1]]
-        return loc
-    return None
 
 
 def _metadata(check: _Checker, ws: Workspace, namespace: str) -> None:
@@ -610,53 +541,3 @@ def _image(check: _Checker, path: FieldPath, ref: str) -> None:
         check.error(path, problem, hint=hint, code="image")
     elif problem:
         check.warn(path, problem, hint=hint, code="image")
-
-
-def drop_follow_on(inputs: Inputs, validated: Validated, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """Every diagnostic less the follow-on ones.
-
-    Later stages check each Workspace on what parsed; their findings about a field
-    that already has a schema error are dropped. An "is not referenced" warning is
-    dropped for an object that has errors itself or that a Workspace with errors
-    names (that Workspace was not compiled, so nothing referenced the object)."""
-    diags = list(diags)
-    failed_files = {d.pos.file for d in diags if d.is_error}
-    by_file: dict[str, list[WorkspaceInput]] = {}
-    for wi in validated.workspaces:
-        if wi.pruned:
-            by_file.setdefault(wi.doc.file, []).append(wi)
-    named: set[tuple[str, str]] = set()
-    for doc in inputs.docs:
-        data = doc.data
-        if doc.file in failed_files and isinstance(data, dict) and data.get("kind") == "Workspace":
-            meta = data.get("metadata")
-            ns = meta.get("namespace") if isinstance(meta, dict) else None
-            namespace = ns if isinstance(ns, str) else ""
-            named.update((namespace, text) for text in _strings(data))
-    out = []
-    for diag in diags:
-        if any(_about_pruned(diag, wi.pruned) for wi in by_file.get(diag.pos.file, ())) and not (
-            diag.code.startswith("schema-")
-        ):
-            continue
-        if diag.code == "unreferenced":
-            obj = next(
-                (o for o in validated.objects.values() if o.doc.pos(("metadata", "name")) == diag.pos), None
-            )
-            if obj is not None and (
-                obj.doc.file in failed_files or {(obj.namespace, obj.name), ("", obj.name)} & named
-            ):
-                continue
-        out.append(diag)
-    return out
-
-
-def _strings(data: Any) -> Iterable[str]:
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for value in data.values():
-            yield from _strings(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _strings(value)
