@@ -414,3 +414,30 @@ def test_no_unreferenced_warning_for_a_configmap_of_a_failed_workspace() -> None
     assert not [d for d in found if d.code == "unreferenced"], [d.render() for d in found]
     # an object nobody references still gets its warning
     assert [d for d in diagnostics(INFERENCE + CONFIGMAP) if d.code == "unreferenced"]
+
+
+TRAINING_CM = """\
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tcfg
+  namespace: ml
+data:
+  training_config.yaml: |
+    training_config:
+      ModelConfig:
+        torch_dtype: bfloat16
+      QuantizationConfig:
+        load_in_4bit: false
+"""
+
+
+def test_training_config_error_points_at_its_own_line_and_no_unreferenced_warning() -> None:
+    text = TUNING.replace("  method: qlora\n", "  method: qlora\n  config: tcfg\n") + TRAINING_CM
+    found = diagnostics(text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "load_in_4bit: false" in row)
+    col = text.splitlines()[line - 1].index("load_in_4bit") + 1
+    hits = [d for d in found if "qlora needs load_in_4bit" in d.message]
+    assert hits and (hits[0].pos.line, hits[0].pos.col) == (line, col), [d.render() for d in found]
+    assert not [d for d in found if d.code == "unreferenced"], [d.render() for d in found]

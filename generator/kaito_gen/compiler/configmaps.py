@@ -79,6 +79,23 @@ class ConfigCheck:
     diagnostics: tuple[Diagnostic, ...]
 
 
+class EmbeddedMapping(dict[str, Any]):
+    """An embedded config, parsed, that knows where each of its keys sits in the
+    ConfigMap's own file (a literal block scalar under ``data.<key>``)."""
+
+    file: str = ""
+    positions: Mapping[FieldPath, tuple[int, int]] = {}
+    line_offset: int = 0
+    col_offset: int = 0
+
+    def pos(self, path: FieldPath) -> SourcePos | None:
+        for cut in range(len(path), 0, -1):
+            hit = self.positions.get(path[:cut])
+            if hit is not None:
+                return SourcePos(self.file, hit[0] + self.line_offset, hit[1] + self.col_offset)
+        return None
+
+
 def _embedded(
     obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: FieldPath
 ) -> tuple[str | None, list[Diagnostic]]:
@@ -112,7 +129,7 @@ def parse_embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: Field
     text, problems = _embedded(obj, key, ws_pos, ws_path)
     if text is None:
         return ConfigCheck(None, tuple(problems))
-    key_line, _ = obj.doc.positions.get(("data", key), (obj.doc.line, 1))
+    key_line, key_col = obj.doc.positions.get(("data", key), (obj.doc.line, 1))
     docs, errs = parse_documents(obj.doc.file, text)
     # A block scalar's content starts on the line after its key.
     shifted = [
@@ -140,7 +157,12 @@ def parse_embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: Field
                 ),
             ),
         )
-    return ConfigCheck(parsed, ())
+    embedded = EmbeddedMapping(parsed)
+    embedded.file = obj.doc.file
+    embedded.positions = docs[0].positions if docs else {}
+    # The block's content starts on the line after its key, indented one step (2) past it.
+    embedded.line_offset, embedded.col_offset = key_line, key_col + 1
+    return ConfigCheck(embedded, ())
 
 
 def check_training_config(
@@ -150,8 +172,9 @@ def check_training_config(
     problems: list[Diagnostic] = []
     path: FieldPath = ("data", TRAINING_KEY)
 
-    def err(message: str, hint: str = "") -> None:
-        problems.append(Diagnostic(where, path, message, hint=hint, code="training-config"))
+    def err(message: str, hint: str = "", at: FieldPath = ()) -> None:
+        pos = parsed.pos(("training_config", *at)) if isinstance(parsed, EmbeddedMapping) else None
+        problems.append(Diagnostic(pos or where, path, message, hint=hint, code="training-config"))
 
     root = parsed.get("training_config")
     if not isinstance(root, dict):
@@ -164,6 +187,7 @@ def check_training_config(
             err(
                 f"unknown section training_config.{section}",
                 did_you_mean(section, TRAINING_SECTIONS) or "allowed: " + ", ".join(TRAINING_SECTIONS),
+                at=(section,),
             )
     quant = root.get("QuantizationConfig")
     q4 = q8 = False
@@ -174,7 +198,10 @@ def check_training_config(
             for flag in ("load_in_4bit", "load_in_8bit"):
                 value = quant.get(flag)
                 if value is not None and not isinstance(value, bool):
-                    err(f"QuantizationConfig.{flag} must be true or false, got {value!r}")
+                    err(
+                        f"QuantizationConfig.{flag} must be true or false, got {value!r}",
+                        at=("QuantizationConfig", flag),
+                    )
             q4, q8 = quant.get("load_in_4bit") is True, quant.get("load_in_8bit") is True
             if q4 and q8:
                 err("load_in_4bit and load_in_8bit cannot both be true")
@@ -190,7 +217,10 @@ def check_training_config(
                 "add QuantizationConfig with load_in_4bit: true",
             )
         elif not (q4 or q8):
-            err("method qlora needs load_in_4bit or load_in_8bit set to true")
+            flag = "load_in_4bit" if isinstance(quant, dict) and "load_in_4bit" in quant else "load_in_8bit"
+            err(
+                "method qlora needs load_in_4bit or load_in_8bit set to true", at=("QuantizationConfig", flag)
+            )
     out_dir = DEFAULT_OUTPUT_DIR
     args = root.get("TrainingArguments")
     if isinstance(args, dict) and "output_dir" in args:
