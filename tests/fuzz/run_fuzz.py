@@ -71,6 +71,7 @@ def main() -> int:
     ctx = mp.get_context("fork")
     fuzzlib.seed_texts()
     fuzzlib._catalog()  # loaded once, before forking
+    fuzzlib.run_one("source", b"a: 1\n")  # every module imported before forking: workers never mix versions
     slots = [Slot(ctx) for _ in range(args.workers)]
     counts: Counter[str] = Counter()
     slowest = 0.0
