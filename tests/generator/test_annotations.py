@@ -104,7 +104,8 @@ def test_cli_github_and_sarif_on_the_ten_mistakes(command: list[str]) -> None:
     parsed = [parse_command(line) for line in github.stdout.splitlines()]
     errors = [p for p in parsed if p[0] == "error"]
     assert len(errors) >= 9
-    assert all(p[1]["file"] == f"{TEN}/workspace.yaml" and int(p[1]["line"]) >= 1 for p in errors)
+    assert all(p[1]["file"].startswith(f"{TEN}/") and int(p[1]["line"]) >= 1 for p in errors)
+    assert {p[1]["file"] for p in errors} == {f"{TEN}/{f.name}" for f in (REPO / TEN).glob("*.yaml")}
     sarif = run(*command, TEN, "--format", "sarif")
     assert sarif.returncode == 2, sarif.stderr
     log = json.loads(sarif.stdout)
