@@ -380,7 +380,7 @@ def test_vllm_args_file_matches_vllms_parser() -> None:
     python = REPO / ".venv-vllm" / "bin" / "python"
     assert python.exists(), "build .venv-vllm (make .venv-vllm/.done) to check vllm_args.json"
     result = subprocess.run(
-        [str(python), str(REPO / "hack" / "gen_vllm_args.py"), "--check"],
+        [str(python), str(REPO / "generator" / "scripts" / "gen_vllm_args.py"), "--check"],
         capture_output=True,
         text=True,
         timeout=600,

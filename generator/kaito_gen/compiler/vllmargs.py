@@ -3,7 +3,7 @@
 kaito-vllm appends each ``key: value`` of that section as ``--key value`` after the
 operator's flags (KAITO.md §7.2), so a misspelt key or a wrong value only shows up as a
 crash-looping pod. ``catalog/vllm_args.json`` is generated from vLLM's own ``vllm serve``
-parser by ``hack/gen_vllm_args.py`` (a drift test re-runs it where vLLM is installed); this
+parser by ``generator/scripts/gen_vllm_args.py`` (a drift test re-runs it where vLLM is installed); this
 module checks each key and the kind of its value at compile time, at the key's own line.
 """
 

@@ -1,6 +1,6 @@
 """Write generator/kaito_gen/catalog/vllm_args.json from vLLM's own `vllm serve` argument parser.
 
-Run with the interpreter that has vLLM installed:  .venv-vllm/bin/python hack/gen_vllm_args.py
+Run with the interpreter that has vLLM installed:  .venv-vllm/bin/python generator/scripts/gen_vllm_args.py
 `--check` compares instead of writing (exit 1 on drift); the test suite runs that form.
 Each flag (every spelling, without the leading dashes) maps to the kind of value it takes, which
 is what kaito-gen checks a user's `vllm:` section of inference_config.yaml against.
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "generator" / "kaito_gen" / "catalog" / "vllm_args.json"
+OUT = Path(__file__).resolve().parents[1] / "kaito_gen" / "catalog" / "vllm_args.json"
 
 
 def _kind(action: argparse.Action) -> dict[str, object]:
@@ -59,7 +59,7 @@ def main() -> int:
     text = generate()
     if "--check" in sys.argv[1:]:
         if OUT.read_text() != text:
-            print(f"{OUT} is out of date; run: .venv-vllm/bin/python hack/gen_vllm_args.py", file=sys.stderr)
+            print(f"{OUT} is out of date; run: .venv-vllm/bin/python generator/scripts/gen_vllm_args.py", file=sys.stderr)
             return 1
         return 0
     OUT.write_text(text)
