@@ -59,7 +59,10 @@ def main() -> int:
     text = generate()
     if "--check" in sys.argv[1:]:
         if OUT.read_text() != text:
-            print(f"{OUT} is out of date; run: .venv-vllm/bin/python generator/scripts/gen_vllm_args.py", file=sys.stderr)
+            print(
+                f"{OUT} is out of date; run: .venv-vllm/bin/python generator/scripts/gen_vllm_args.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     OUT.write_text(text)
