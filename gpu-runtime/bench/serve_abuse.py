@@ -38,7 +38,7 @@ def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     args = sys.argv[2:]
     sys.path.insert(0, str(ROOT / "tests" / "runtime"))
-    from tiny_model import build_tiny_model  # type: ignore[import-not-found]
+    from tiny_model import build_tiny_model
 
     model = build_tiny_model(Path(tempfile.mkdtemp(prefix="kaito-abuse-")), "llama")
     with socket.socket() as s:

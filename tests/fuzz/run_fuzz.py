@@ -46,7 +46,7 @@ class Slot:
 
     def start(self) -> None:
         self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(child,), daemon=True)  # type: ignore[attr-defined]
+        self.proc = self.ctx.Process(target=_worker, args=(child,), daemon=True)
         self.proc.start()
         self.seed: int | None = None
         self.sent = 0.0

@@ -109,7 +109,7 @@ inference:
 """
 
 
-def _compile(model: str, target: Target):  # type: ignore[no-untyped-def]
+def _compile(model: str, target: Target):
     docs, problems = parse_documents("ws.yaml", WS.format(model=model))
     return compile_inputs(Inputs(tuple(docs), tuple(problems), ("ws.yaml",)), CATALOG, target)
 

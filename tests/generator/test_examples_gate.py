@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 register(cli)
 
 
-def test_examples_pass_render_check(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_examples_pass_render_check(monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     result = CliRunner().invoke(cli, ["render", "--config", "examples/kaito-gen.yaml", "--check"])
     if result.exception and not isinstance(result.exception, SystemExit):

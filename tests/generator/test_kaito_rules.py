@@ -358,7 +358,7 @@ RULES = [
 
 
 @pytest.mark.parametrize(("case", "kaito", "base", "mutate", "expected"), RULES, ids=[r[0] for r in RULES])
-def test_kaito_rule(case: str, kaito: str, base: str, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_kaito_rule(case: str, kaito: str, base: str, mutate, expected: str) -> None:
     text = mutate(base)
     assert text != base, case
     found = errors(text)

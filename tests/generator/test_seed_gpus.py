@@ -27,7 +27,7 @@ inference:
 """
 
 
-def _compile(sku: str, cloud: str = "azure"):  # type: ignore[no-untyped-def]
+def _compile(sku: str, cloud: str = "azure"):
     docs, problems = parse_documents("ws.yaml", WS.format(sku=sku))
     return compile_inputs(Inputs(tuple(docs), tuple(problems), ("ws.yaml",)), CATALOG, Target(cloud=cloud))
 

@@ -36,7 +36,7 @@ inference:
 """
 
 
-def compile_text(text: str, target: Target | None = None):  # type: ignore[no-untyped-def]
+def compile_text(text: str, target: Target | None = None):
     docs, problems = parse_documents("ws.yaml", text)
     return compile_inputs(Inputs(tuple(docs), tuple(problems), ("ws.yaml",)), CATALOG, target or Target())
 
@@ -152,7 +152,7 @@ RULES = [
 
 
 @pytest.mark.parametrize(("case", "mutate", "expected"), RULES, ids=[r[0] for r in RULES])
-def test_rule(case: str, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_rule(case: str, mutate, expected: str) -> None:
     found = errors(mutate(BASE))
     assert any(expected in e for e in found), found
 

@@ -44,12 +44,12 @@ def ws_text(
     return WS.format(annotations=annotations, sku=sku, model=model) + extra
 
 
-def compile_text(text: str, target: Target | None = None):  # type: ignore[no-untyped-def]
+def compile_text(text: str, target: Target | None = None):
     docs, problems = parse_documents("ws.yaml", text)
     return compile_inputs(Inputs(tuple(docs), tuple(problems), ("ws.yaml",)), CATALOG, target or Target())
 
 
-def workspace_plan(text: str, target: Target | None = None):  # type: ignore[no-untyped-def]
+def workspace_plan(text: str, target: Target | None = None):
     docs, problems = parse_documents("ws.yaml", text)
     t = target or Target()
     resolved = resolve(validate(Inputs(tuple(docs), tuple(problems), ("ws.yaml",)), t), CATALOG, t)
@@ -74,7 +74,7 @@ def workspace_plan(text: str, target: Target | None = None):  # type: ignore[no-
 def test_engine_precedence(
     model: str, runtime: str | None, default: str | None, engine: str, why: str
 ) -> None:
-    target = Target(default_engine=default) if default else Target()  # type: ignore[arg-type]
+    target = Target(default_engine=default) if default else Target()
     wp = workspace_plan(ws_text(model, runtime=runtime), target)
     assert wp.rw.engine == engine
     assert why in wp.rw.engine_reason

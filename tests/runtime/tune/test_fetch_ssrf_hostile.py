@@ -51,7 +51,7 @@ def test_public_hosts_pass_before_dns(url: str) -> None:
     assert check_url(url).host
 
 
-def _resolver(names: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+def _resolver(names: dict[str, list[str]]):
     def resolve(host: str, port: int) -> list[str]:
         return names[host]
 

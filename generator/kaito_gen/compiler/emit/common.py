@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kaito_gen.catalog.sizing import weights_volume_gib
 from kaito_gen.compiler.plan import WorkspacePlan, short_hash
+from kaito_gen.models.target import Target
 
 Manifest = dict[str, Any]
 
@@ -125,6 +127,39 @@ def dshm_volume() -> Manifest:
 
 def tmp_volume() -> Manifest:
     return {"name": "tmp", "emptyDir": {}}
+
+
+def serving_storage(
+    plan: WorkspacePlan, target: Target
+) -> tuple[list[Manifest], list[Manifest], list[Manifest]]:
+    """(volumes, mounts, volume claim templates) every inference server has: /dev/shm, /tmp and the
+    weights volume, a PVC template on NVMe SKUs when a storage class is set, else an emptyDir sized
+    for the weights. No claims means the weights live in ephemeral storage."""
+    model = plan.rw.model
+    assert model is not None
+    volumes: list[Manifest] = [dshm_volume(), tmp_volume()]
+    mounts: list[Manifest] = [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "model-weights-volume", "mountPath": WEIGHTS_DIR},
+    ]
+    claims: list[Manifest] = []
+    sku = plan.rw.sku
+    if target.weights_storage_class and sku is not None and sku.nvme:
+        claims.append(
+            {
+                "metadata": {"name": "model-weights-volume"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": target.weights_storage_class,
+                    "resources": {"requests": {"storage": f"{model.disk_gib}Gi"}},
+                },
+            }
+        )
+    else:
+        size = weights_volume_gib(model)
+        volumes.append({"name": "model-weights-volume", "emptyDir": {"sizeLimit": f"{size}Gi"}})
+    return volumes, mounts, claims
 
 
 def docker_config_volume(name: str, secrets: tuple[str, ...]) -> Manifest:

@@ -18,14 +18,13 @@ from kaito_gen.compiler.emit.common import (
     container,
     docker_config_args,
     docker_config_volume,
-    dshm_volume,
     gpu_resources,
     hf_token_env,
     manifest,
     metadata,
     node_affinity,
     pod_template_hash,
-    tmp_volume,
+    serving_storage,
     tolerations,
 )
 from kaito_gen.compiler.plan import WorkspacePlan
@@ -132,27 +131,8 @@ def _pod_spec(plan: WorkspacePlan, target: Target) -> tuple[Manifest, list[Manif
     assert rw.model is not None
     inits, adapter_volumes, adapter_mounts, strength_env = _adapter_parts(plan)
     weights_gib = weights_volume_gib(rw.model)
-    use_pvc = bool(target.weights_storage_class and rw.sku is not None and rw.sku.nvme)
-    volumes: list[Manifest] = [dshm_volume(), tmp_volume()]
-    claims: list[Manifest] = []
-    if use_pvc:
-        claims.append(
-            {
-                "metadata": {"name": "model-weights-volume"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": target.weights_storage_class,
-                    "resources": {"requests": {"storage": f"{rw.model.disk_gib}Gi"}},
-                },
-            }
-        )
-    else:
-        volumes.append({"name": "model-weights-volume", "emptyDir": {"sizeLimit": f"{weights_gib}Gi"}})
-    mounts: list[Manifest] = [
-        {"name": "dshm", "mountPath": "/dev/shm"},
-        {"name": "tmp", "mountPath": "/tmp"},
-        {"name": "model-weights-volume", "mountPath": WEIGHTS_DIR},
-    ]
+    volumes, mounts, claims = serving_storage(plan, target)
+    use_pvc = bool(claims)
     if rw.config_map is not None:
         volumes.append({"name": "config-volume", "configMap": {"name": rw.config_map.name}})
         mounts.append({"name": "config-volume", "mountPath": CONFIG_DIR, "readOnly": True})

@@ -28,13 +28,12 @@ from kaito_gen.compiler.emit.common import (
     Manifest,
     base_env,
     container,
-    dshm_volume,
     gpu_resources,
     manifest,
     metadata,
     node_affinity,
     pod_template_hash,
-    tmp_volume,
+    serving_storage,
     tolerations,
 )
 from kaito_gen.compiler.emit.inference import _adapter_parts, _pdb, _pull_secrets, _services
@@ -176,27 +175,7 @@ def _volumes(plan: WorkspacePlan, target: Target) -> tuple[list[Manifest], list[
     """(volumes, mounts, volume claim templates) of the serving container."""
     rw = plan.rw
     assert rw.model is not None
-    volumes: list[Manifest] = [dshm_volume(), tmp_volume()]
-    mounts: list[Manifest] = [
-        {"name": "dshm", "mountPath": "/dev/shm"},
-        {"name": "tmp", "mountPath": "/tmp"},
-        {"name": "model-weights-volume", "mountPath": WEIGHTS_DIR},
-    ]
-    claims: list[Manifest] = []
-    if target.weights_storage_class and rw.sku is not None and rw.sku.nvme:
-        claims.append(
-            {
-                "metadata": {"name": "model-weights-volume"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": target.weights_storage_class,
-                    "resources": {"requests": {"storage": f"{rw.model.disk_gib}Gi"}},
-                },
-            }
-        )
-    else:
-        size = weights_volume_gib(rw.model)
-        volumes.append({"name": "model-weights-volume", "emptyDir": {"sizeLimit": f"{size}Gi"}})
+    volumes, mounts, claims = serving_storage(plan, target)
     if rw.config_map is not None:
         volumes.append({"name": "config-volume", "configMap": {"name": rw.config_map.name}})
         mounts.append({"name": "config-volume", "mountPath": CONFIG_DIR, "readOnly": True})
