@@ -40,8 +40,18 @@ _BY_PREFIX: tuple[tuple[str, str | None, str | None, str | None], ...] = (
     ("nvidia-nemotron", "qwen3_coder", "nemotron_v3", None),
     ("nemotron", "qwen3_coder", "nemotron_v3", None),
 )
-# Hybrid-KV architectures and GPT-OSS: Kaito turns the LMCache CPU offload off for them.
-_NO_LMCACHE_FAMILIES = frozenset({"gpt_oss", "gemma4", "qwen3_5", "qwen3_next", "nemotron_h"})
+# Hybrid-KV architectures, GPT-OSS and DeepSeek's sparse-attention (V3.2, V4) models: Kaito turns
+# the LMCache CPU offload off for them (KAITO.md §2.3 "no-LMCache").
+_NO_LMCACHE_FAMILIES = frozenset(
+    {"gpt_oss", "gemma4", "qwen3_5", "qwen3_next", "nemotron_h", "deepseek_v4", "deepseek_v32"}
+)
+# DeepSeek-V4 / V3.2 and GLM's DSA MoE run their FP8 GEMMs on DeepGEMM: Kaito sets
+# VLLM_USE_DEEP_GEMM=1 for them (0 for every other model; KAITO.md §5.4). Kaito also installs a
+# CUDA toolkit from an init container for DeepGEMM's JIT; the vllm/vllm-openai image kaito-vllm
+# is built on is a CUDA *devel* image with DeepGEMM, so nvcc is already there.
+_DEEP_GEMM_FAMILIES = frozenset({"deepseek_v4", "deepseek_v32", "glm_moe_dsa"})
+# Gated-delta-net (linear attention) prefill: Kaito pins vLLM's Triton kernel for Qwen3.5+.
+_GDN_TRITON_PREFIXES = ("qwen3.5", "qwen3.6", "qwen3.8")
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class VllmParams:
     reasoning_parser: str | None
     chat_template: str | None  # path inside the image
     no_lmcache: bool
+    deep_gemm: bool  # VLLM_USE_DEEP_GEMM=1
     extra: tuple[tuple[str, str], ...]  # (flag, value); value "" → bare flag
 
 
@@ -79,8 +90,13 @@ def vllm_params(model: ModelPreset) -> VllmParams:
     extra: list[tuple[str, str]] = []
     if any(n.startswith(("deepseek-v4", "glm-5.2-fp8")) for n in names):
         extra.append(("kv-cache-dtype", "fp8"))
+    if any(n.startswith(_GDN_TRITON_PREFIXES) for n in names):
+        extra.append(("gdn-prefill-backend", "triton"))
     if any(n.startswith("minimax-m2") for n in names):
         extra.append(("enable-expert-parallel", ""))
+    if any(n.startswith("deepseek-v3.2") for n in names):
+        # vLLM's KernelConfig field (a dotted --kernel-config.<field> override), as Kaito passes it.
+        extra.append(("kernel-config.enable_flashinfer_autotune", "False"))
     return VllmParams(
         load_format=fmt,
         config_format=fmt,
@@ -90,5 +106,6 @@ def vllm_params(model: ModelPreset) -> VllmParams:
         reasoning_parser=reasoning,
         chat_template=f"{CHAT_TEMPLATE_DIR}/{template}.jinja" if template else None,
         no_lmcache=model.family in _NO_LMCACHE_FAMILIES,
+        deep_gemm=model.family in _DEEP_GEMM_FAMILIES,
         extra=tuple(extra),
     )

@@ -138,10 +138,12 @@ def _dtype(dtype: str, sku: GpuSku | None) -> str:
 
 
 def _env(plan: WorkspacePlan) -> list[Manifest]:
+    assert plan.rw.model is not None
+    deep_gemm = "1" if vllm_params(plan.rw.model).deep_gemm else "0"
     env = [
         *base_env(),
         {"name": "VLLM_USE_FLASHINFER_SAMPLER", "value": "0"},
-        {"name": "VLLM_USE_DEEP_GEMM", "value": "0"},
+        {"name": "VLLM_USE_DEEP_GEMM", "value": deep_gemm},
     ]
     if _token_secret(plan):
         env.append({"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/token"})
