@@ -34,6 +34,8 @@ from .settings import (
 )
 
 log = logging.getLogger("kaito_runtime.serve")
+# HTTP keep-alive: an idle connection is closed after this long (see serve()).
+KEEP_ALIVE_SECONDS = 65
 
 
 def _positive(lo: int, hi: int) -> Any:
@@ -201,7 +203,10 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         timeout_graceful_shutdown=max(1, int(settings.limits.drain_seconds)),
-        timeout_keep_alive=5,
+        # Longer than any client's idle expiry (httpx and the openai client: 5 s; ingress and cloud load
+        # balancers: 60 s), so the client always drops an idle connection first. With equal timeouts a
+        # client reuses a connection just as the server closes it, and that request dies with no response.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         lifespan="on",
     )
     server = Server(config)
