@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaito_gen.compiler.configschema import schema_diagnostics, unknown_top_level
 from kaito_gen.compiler.validate import ObjectInput
+from kaito_gen.core.blockmap import BlockMap, block_map
 from kaito_gen.core.errors import Diagnostic, FieldPath, SourcePos
 from kaito_gen.core.yamlsrc import parse_documents
 
@@ -81,19 +83,33 @@ class ConfigCheck:
 
 class EmbeddedMapping(dict[str, Any]):
     """An embedded config, parsed, that knows where each of its keys sits in the
-    ConfigMap's own file (a literal block scalar under ``data.<key>``)."""
+    ConfigMap's own file (see :mod:`kaito_gen.core.blockmap`)."""
 
     file: str = ""
     positions: Mapping[FieldPath, tuple[int, int]] = {}
-    line_offset: int = 0
-    col_offset: int = 0
+    blocks: BlockMap | None = None
+    fallback: SourcePos = SourcePos("")  # the ConfigMap key, when the block cannot be mapped
+    bad: frozenset[FieldPath] = frozenset()  # inner paths with a schema error: later rules skip them
+
+    def at(self, line: int, col: int) -> SourcePos:
+        if self.blocks is None:
+            return self.fallback
+        return SourcePos(self.file, *self.blocks.pos(line, col))
 
     def pos(self, path: FieldPath) -> SourcePos | None:
         for cut in range(len(path), 0, -1):
             hit = self.positions.get(path[:cut])
             if hit is not None:
-                return SourcePos(self.file, hit[0] + self.line_offset, hit[1] + self.col_offset)
+                return self.at(*hit)
         return None
+
+    def locate(self, path: FieldPath) -> SourcePos:
+        return self.pos(path) or self.fallback
+
+    def flagged(self, path: FieldPath) -> bool:
+        """Whether a schema error concerns ``path``, a part of it or something inside it."""
+        n = len(path)
+        return any(b[:n] == path or path[: len(b)] == b for b in self.bad)
 
 
 def _embedded(
@@ -125,20 +141,22 @@ def _embedded(
 
 
 def parse_embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: FieldPath) -> ConfigCheck:
-    """Parse the YAML stored under ``data[key]``; positions point into the ConfigMap file."""
+    """Parse the YAML stored under ``data[key]``; positions point into the ConfigMap file.
+
+    The inference config is also checked against kaito-serve's schema here (its problems
+    come with the parsed mapping); the training config is, in :func:`check_training_config`.
+    """
     text, problems = _embedded(obj, key, ws_pos, ws_path)
     if text is None:
         return ConfigCheck(None, tuple(problems))
-    key_line, key_col = obj.doc.positions.get(("data", key), (obj.doc.line, 1))
+    embedded = EmbeddedMapping()
+    embedded.file = obj.doc.file
+    embedded.fallback = obj.doc.pos(("data", key))
+    embedded.blocks = block_map(obj.doc, ("data", key), text)
     docs, errs = parse_documents(obj.doc.file, text)
-    # A block scalar's content starts on the line after its key.
     shifted = [
         Diagnostic(
-            SourcePos(d.pos.file, d.pos.line + key_line, d.pos.col),
-            ("data", key),
-            f"{key}: {d.message}",
-            hint=d.hint,
-            code=d.code,
+            embedded.at(d.pos.line, d.pos.col), ("data", key), f"{key}: {d.message}", d.hint, code=d.code
         )
         for d in errs
     ]
@@ -150,25 +168,34 @@ def parse_embedded(obj: ObjectInput, key: str, ws_pos: SourcePos, ws_path: Field
             None,
             (
                 Diagnostic(
-                    obj.doc.pos(("data", key)),
+                    embedded.fallback,
                     ("data", key),
                     f"{key} must hold a YAML mapping",
                     code="configmap-parse",
                 ),
             ),
         )
-    embedded = EmbeddedMapping(parsed)
-    embedded.file = obj.doc.file
+    embedded.update(parsed)
     embedded.positions = docs[0].positions if docs else {}
-    # The block's content starts on the line after its key, indented one step (2) past it.
-    embedded.line_offset, embedded.col_offset = key_line, key_col + 1
-    return ConfigCheck(embedded, ())
+    if key != INFERENCE_KEY:
+        return ConfigCheck(embedded, ())
+    base: FieldPath = ("data", key)
+    found, bad = schema_diagnostics(embedded, "inference_config", base, embedded.locate, "inference-config")
+    found += unknown_top_level(
+        embedded, "inference_config", base, embedded.locate, "inference-config", "the runtime"
+    )
+    embedded.bad = frozenset(bad)
+    return ConfigCheck(embedded, tuple(found))
 
 
 def check_training_config(
     parsed: Mapping[str, Any], method: str, where: SourcePos
 ) -> tuple[str, list[Diagnostic]]:
-    """Kaito's tuning ConfigMap rules (KAITO.md §1.7 item 9). Returns (output_dir, problems)."""
+    """Kaito's tuning ConfigMap rules (KAITO.md §1.7 item 9) and kaito-tune's schema.
+
+    Returns (output_dir, problems). A rule that needs a field with a schema error is skipped:
+    the schema's diagnostic already says what is wrong with it.
+    """
     problems: list[Diagnostic] = []
     path: FieldPath = ("data", TRAINING_KEY)
 
@@ -180,37 +207,33 @@ def check_training_config(
     if not isinstance(root, dict):
         err("training_config.yaml must have a top-level `training_config:` mapping")
         return DEFAULT_OUTPUT_DIR, problems
-    for section in sorted(root):
-        if section not in TRAINING_SECTIONS:
-            from kaito_gen.core.schema_errors import did_you_mean
+    locate = parsed.locate if isinstance(parsed, EmbeddedMapping) else (lambda _path: where)
+    found, bad = schema_diagnostics(
+        parsed, "training_config", path, locate, "training-config", sections=("training_config",)
+    )
+    problems.extend(found)
 
-            err(
-                f"unknown section training_config.{section}",
-                did_you_mean(section, TRAINING_SECTIONS) or "allowed: " + ", ".join(TRAINING_SECTIONS),
-                at=(section,),
-            )
+    def flagged(*at: str | int) -> bool:
+        inner = ("training_config", *at)
+        return any(b[: len(inner)] == inner or inner[: len(b)] == b for b in bad)
+
     quant = root.get("QuantizationConfig")
     q4 = q8 = False
-    if quant is not None:
+    if quant is not None and not flagged("QuantizationConfig"):
         if not isinstance(quant, dict):
             err("QuantizationConfig must be a mapping")
         else:
-            for flag in ("load_in_4bit", "load_in_8bit"):
-                value = quant.get(flag)
-                if value is not None and not isinstance(value, bool):
-                    err(
-                        f"QuantizationConfig.{flag} must be true or false, got {value!r}",
-                        at=("QuantizationConfig", flag),
-                    )
             q4, q8 = quant.get("load_in_4bit") is True, quant.get("load_in_8bit") is True
             if q4 and q8:
                 err("load_in_4bit and load_in_8bit cannot both be true")
-    if method == "lora" and (q4 or q8):
+    if flagged("QuantizationConfig"):
+        pass  # the method rules need the quantization flags; the schema error comes first
+    elif method == "lora" and (q4 or q8):
         err(
             "method lora must not quantize (load_in_4bit/load_in_8bit are true)",
             "use method: qlora, or set both to false",
         )
-    if method == "qlora":
+    elif method == "qlora":
         if quant is None:
             err(
                 "method qlora needs a QuantizationConfig section",
@@ -223,14 +246,20 @@ def check_training_config(
             )
     out_dir = DEFAULT_OUTPUT_DIR
     args = root.get("TrainingArguments")
-    if isinstance(args, dict) and "output_dir" in args:
+    if isinstance(args, dict) and "output_dir" in args and not flagged("TrainingArguments", "output_dir"):
         value = args["output_dir"]
         if not isinstance(value, str) or not value:
-            err("TrainingArguments.output_dir must be a non-empty string")
+            err(
+                "TrainingArguments.output_dir must be a non-empty string",
+                at=("TrainingArguments", "output_dir"),
+            )
         else:
             resolved = posixpath.normpath(value if value.startswith("/") else posixpath.join("/mnt", value))
             if resolved == "/mnt" or not resolved.startswith("/mnt/"):
-                err(f"TrainingArguments.output_dir {value!r} must resolve below /mnt (not /mnt itself)")
+                err(
+                    f"TrainingArguments.output_dir {value!r} must resolve below /mnt (not /mnt itself)",
+                    at=("TrainingArguments", "output_dir"),
+                )
             else:
                 out_dir = resolved
     return out_dir, problems
@@ -245,6 +274,8 @@ def inference_max_model_len(parsed: Mapping[str, Any]) -> tuple[int | None, str]
         if not isinstance(block, dict):
             return None, f"section {section!r} must be a mapping"
         if "max-model-len" in block:
+            if isinstance(parsed, EmbeddedMapping) and parsed.flagged((section, "max-model-len")):
+                return None, ""  # the schema's diagnostic says what is wrong
             value = block["max-model-len"]
             if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
                 return None, f"{section}.max-model-len must be a positive integer, got {value!r}"

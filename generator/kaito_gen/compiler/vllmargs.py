@@ -15,11 +15,10 @@ import re
 from importlib import resources
 from typing import Any
 
-from kaito_gen.compiler.configmaps import INFERENCE_KEY
+from kaito_gen.compiler.configmaps import INFERENCE_KEY, EmbeddedMapping, parse_embedded
 from kaito_gen.compiler.validate import ObjectInput
-from kaito_gen.core.errors import Diagnostic, FieldPath, SourcePos
+from kaito_gen.core.errors import Diagnostic, FieldPath
 from kaito_gen.core.schema_errors import did_you_mean
-from kaito_gen.core.yamlsrc import parse_documents
 
 SIZE = re.compile(r"^\d+(\.\d+)?[kKmMgGtT]?[iI]?$")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE]-?\d+)?$")
@@ -62,24 +61,18 @@ def value_problem(spec: dict[str, Any], value: Any) -> str:
 
 def check_vllm_section(obj: ObjectInput) -> list[Diagnostic]:
     """Every problem of the ``vllm:`` section in the ConfigMap's inference_config.yaml."""
-    data = obj.data.get("data")
-    text = data.get(INFERENCE_KEY) if isinstance(data, dict) else None
-    if not isinstance(text, str):
-        return []  # reported by configmaps.parse_embedded
-    docs, errors = parse_documents(obj.doc.file, text)
-    if errors or not docs or not isinstance(docs[0].data, dict):
-        return []  # reported by configmaps.parse_embedded
-    doc = docs[0]
-    section = doc.data.get("vllm")
+    check = parse_embedded(obj, INFERENCE_KEY, obj.doc.pos(("data",)), ("data",))
+    parsed = check.parsed
+    if not isinstance(parsed, EmbeddedMapping):
+        return []  # reported where resolve parses the inference config
+    section = parsed.get("vllm")
     if not isinstance(section, dict):
         return []
-    key_line, _ = obj.doc.positions.get(("data", INFERENCE_KEY), (obj.doc.line, 1))
     version, known = vllm_args()
     path: FieldPath = ("data", INFERENCE_KEY)
     out: list[Diagnostic] = []
     for key, value in section.items():
-        line, col = doc.positions.get(("vllm", key), (1, 1))
-        pos = SourcePos(obj.doc.file, line + key_line, col)
+        pos = parsed.locate(("vllm", key))
         name = str(key).lstrip("-").replace("_", "-")
         spec = known.get(name) or known.get(name.split(".", 1)[0])
         if spec is None:

@@ -57,6 +57,10 @@ class SourceDoc:
     data: Any
     positions: Mapping[FieldPath, tuple[int, int]]
     line: int  # 1-based line where the document starts
+    # Block scalars (``|``, ``>``): path -> (line, col) of the indicator; with ``source`` (the
+    # file's text) kaito_gen.core.blockmap maps positions inside their values back to the file.
+    blocks: Mapping[FieldPath, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+    source: str = field(default="", repr=False, compare=False)
 
     def pos(self, path: FieldPath) -> SourcePos:
         """Position of ``path``, or of its nearest ancestor that has one."""
@@ -125,6 +129,7 @@ class _Builder:
         self.limits = limits
         self.resolver = resolver
         self.positions: Positions = {}
+        self.blocks: Positions = {}
         self.log: list[tuple[FieldPath, tuple[int, int]]] = []  # every position, in order (for anchors)
         self.problems: list[Diagnostic] = []
         self.stack: list[_Frame] = []
@@ -205,6 +210,8 @@ class _Builder:
         if isinstance(event, ScalarEvent):
             self._count(1, where, alias=False)
             value = self._scalar(event, where, path)
+            if path is not None and event.style in ("|", ">"):
+                self.blocks[path] = where
             if event.anchor is not None:
                 self.anchors[event.anchor] = _Anchor(value, 1, [], open=False)
             self._attach(value)
@@ -450,7 +457,15 @@ def parse_documents(
                     problems.extend(builder.problems)
                     if builder.done and builder.data is not None:
                         docs.append(
-                            SourceDoc(file, index, builder.data, builder.positions, builder.root_line)
+                            SourceDoc(
+                                file,
+                                index,
+                                builder.data,
+                                builder.positions,
+                                builder.root_line,
+                                builder.blocks,
+                                text,
+                            )
                         )
                 builder = None
             elif builder is not None:
