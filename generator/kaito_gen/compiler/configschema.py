@@ -121,32 +121,54 @@ def schema_diagnostics(
         bad.add(path)
         found.append(Diagnostic(locate(path), (*base, *path), message, hint=hint, code=code))
 
-    for error in validator.iter_errors(instance):
+    def handle(error: jsonschema.ValidationError) -> None:
         path: FieldPath = tuple(error.absolute_path)
         kind = str(error.validator)
+        if kind in ("anyOf", "oneOf"):
+            inner = _matching_branch(error)
+            if inner:
+                for sub in inner:
+                    handle(sub)
+                return
         if kind == "additionalProperties":
             noun = "section" if path == sections and sections else "key"
             for key, hint in _unknown(error):
                 add((*path, key), f"unknown {noun} {format_path((*path, key))}", hint)
-            continue
+            return
         if kind == "required":
             missing = str(error.message).split("'")[1] if "'" in str(error.message) else ""
             add(path, f"missing required key {missing!r}".replace(" ''", ""))
-            continue
+            return
         if kind == "not" and isinstance(error.schema, dict):
-            hint = str(error.schema.get("description", ""))
-            add(path, "is not accepted here", hint)
-            continue
+            add(path, "is not accepted here", str(error.schema.get("description", "")))
+            return
         if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             add(path, _bound(error))
-            continue
+            return
         if kind in ("type", "anyOf", "oneOf", "enum", "const"):
             expects = _expects(error.schema) if isinstance(error.schema, dict) else ""
             if expects:
                 add(path, f"must be {expects}, got {error.instance!r}")
-                continue
+                return
         add(path, str(error.message))
+
+    for error in validator.iter_errors(instance):
+        handle(error)
     return found, bad
+
+
+def _matching_branch(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors inside the one ``anyOf`` branch whose type fits the value (``Section | None``
+    given a mapping: the section's own errors), or ``[]`` when no single branch fits."""
+    branches: dict[int, list[jsonschema.ValidationError]] = {}
+    for sub in error.context or ():
+        branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+    fitting = [
+        errs
+        for errs in branches.values()
+        if not any(not e.relative_path and str(e.validator) in ("type", "const", "enum") for e in errs)
+    ]
+    return fitting[0] if len(fitting) == 1 else []
 
 
 def unknown_top_level(
