@@ -96,7 +96,13 @@ LORA = ["training_config:", "  LoraConfig:"]
             [*LORA, '    r: "sixteen"'],
             "lora",
             "ws.yaml:23:9: training_config.LoraConfig.r: must be an integer, got 'sixteen'",
-            "",
+            "the runtime's default is 8",
+        ),
+        (
+            [*LORA, '    r: "16"'],
+            "lora",
+            "ws.yaml:23:9: training_config.LoraConfig.r: must be an integer, got '16'",
+            "write 16 without quotes",
         ),
         (
             [*LORA, "    rr: 8"],
@@ -161,6 +167,7 @@ LORA = ["training_config:", "  LoraConfig:"]
     ],
     ids=[
         "r-not-int",
+        "r-quoted",
         "rr-did-you-mean-r",
         "r-below-1",
         "dropout-range",
@@ -223,7 +230,7 @@ def inference(lines: list[str], model: str = "phi-3-mini-4k-instruct", runtime: 
         (
             ["transformers:", '  max-model-len: "4096"'],
             "error ws.yaml:24:7: transformers.max-model-len: must be an integer, got '4096'",
-            "",
+            "write 4096 without quotes",
         ),
         (
             ["transformers:", "  max_batch_size: 0"],

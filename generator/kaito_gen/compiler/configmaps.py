@@ -8,7 +8,7 @@ training configs are Kaito's chart templates (KAITO.md §6.4).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +107,12 @@ class EmbeddedMapping(dict[str, Any]):
         return self.pos(path) or self.fallback
 
     def flagged(self, path: FieldPath) -> bool:
-        """Whether a schema error concerns ``path``, a part of it or something inside it."""
-        n = len(path)
-        return any(b[:n] == path or path[: len(b)] == b for b in self.bad)
+        return touches(self.bad, path)
+
+
+def touches(bad: Iterable[FieldPath], path: FieldPath) -> bool:
+    """Whether a schema error at one of ``bad`` concerns ``path``, a part of it or something in it."""
+    return any(b[: len(path)] == path or path[: len(b)] == b for b in bad)
 
 
 def _embedded(
@@ -214,8 +217,7 @@ def check_training_config(
     problems.extend(found)
 
     def flagged(*at: str | int) -> bool:
-        inner = ("training_config", *at)
-        return any(b[: len(inner)] == inner or inner[: len(b)] == b for b in bad)
+        return touches(bad, ("training_config", *at))
 
     quant = root.get("QuantizationConfig")
     q4 = q8 = False

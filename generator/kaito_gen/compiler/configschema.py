@@ -82,6 +82,22 @@ def _bound(error: jsonschema.ValidationError) -> str:
     return f"must be {words[str(error.validator)]} {error.validator_value}, got {error.instance!r}"
 
 
+def _hint(error: jsonschema.ValidationError, expects: str = "") -> str:
+    """A hint for a value error: unquote a quoted number or flag, else the default or description."""
+    value, schema = error.instance, error.schema if isinstance(error.schema, dict) else {}
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false") and "true or false" in expects:
+            return f"write {text.lower()} without quotes: quoted, YAML reads it as a string"
+        if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", text) and (
+            "integer" in expects or "number" in expects
+        ):
+            return f"write {text} without quotes: quoted, YAML reads it as a string"
+    if "default" in schema and schema["default"] is not None:
+        return f"the runtime's default is {json.dumps(schema['default'])}"
+    return str(schema.get("description", ""))
+
+
 def _unknown(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     """(key, hint) for each key an ``additionalProperties: false`` refused."""
     schema, instance = error.schema, error.instance
@@ -143,14 +159,14 @@ def schema_diagnostics(
             add(path, "is not accepted here", str(error.schema.get("description", "")))
             return
         if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            add(path, _bound(error))
+            add(path, _bound(error), _hint(error))
             return
         if kind in ("type", "anyOf", "oneOf", "enum", "const"):
             expects = _expects(error.schema) if isinstance(error.schema, dict) else ""
             if expects:
-                add(path, f"must be {expects}, got {error.instance!r}")
+                add(path, f"must be {expects}, got {error.instance!r}", _hint(error, expects))
                 return
-        add(path, str(error.message))
+        add(path, str(error.message), _hint(error))
 
     for error in validator.iter_errors(instance):
         handle(error)
