@@ -25,6 +25,7 @@ from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
 from kaito_gen.models.base import Frozen
 from kaito_gen.models.target import (
+    Autoscaling,
     Engine,
     Features,
     GitopsFlavour,
@@ -149,6 +150,8 @@ class Config(Frozen):
     limits: LimitsConfig = LimitsConfig()
     # requirePinned: true → a model whose preset row is `revision: unpinned` is an error.
     require_pinned: StrictBool | None = None
+    # KEDA autoscaling of InferenceSets: the scaler and its address (Prometheus by default).
+    autoscaling: Autoscaling = Autoscaling()
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,7 @@ class LoadedConfig:
             values["require_pinned"] = cfg.require_pinned
         if cfg.features is not None:
             values["features"] = cfg.features.model_dump()
+        values["autoscaling"] = cfg.autoscaling.model_dump()
         skip = cfg.gitops.argocd.skip_dry_run_on_missing_resource if cfg.gitops.argocd else True
         values["gitops"] = GitopsTarget(
             flavour=cfg.gitops.flavour, skip_dry_run_on_missing_resource=skip

@@ -21,6 +21,7 @@ from kaito_gen.commands.common import EXIT_CODES_HELP, guarded, note
 from kaito_gen.compiler.write import unified_diff
 from kaito_gen.config import Config
 from kaito_gen.core.errors import ExitCode, OutputError
+from kaito_gen.models.inferenceset import InferenceSet
 from kaito_gen.models.presets import GpuSkuTable, ModelPresetTable
 from kaito_gen.models.workspace import Workspace
 
@@ -28,6 +29,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 WORKSPACE_FILE = "workspace.schema.json"
 CONFIG_FILE = "kaito-gen.schema.json"
 PRESETS_FILE = "presets.schema.json"
+INFERENCESET_FILE = "inferenceset.schema.json"
 
 
 def _one(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:
@@ -58,6 +60,11 @@ def schemas() -> dict[str, dict[str, Any]]:
             "Kaito Workspace (kaito.sh/v1alpha1 and kaito.sh/v1beta1) as kaito-gen reads it",
             "Both apiVersions share one shape; version-specific rules are checked by `kaito-gen validate`.",
         ),
+        INFERENCESET_FILE: _one(
+            InferenceSet,
+            "Kaito InferenceSet (kaito.sh/v1alpha1 and kaito.sh/v1beta1) as kaito-gen reads it",
+            "spec.template is checked with the Workspace rules by `kaito-gen validate`.",
+        ),
         CONFIG_FILE: _one(Config, "kaito-gen.yaml", "The kaito-gen repo config (kind Config)."),
         PRESETS_FILE: _presets(),
     }
@@ -84,7 +91,7 @@ def schema_texts() -> dict[str, str]:
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @guarded
 def schema(directory: Path, check: bool, quiet: bool) -> None:
-    """Write the JSON Schemas of Workspace (both apiVersions), kaito-gen.yaml and the preset tables."""
+    """Write the JSON Schemas of Workspace and InferenceSet (both apiVersions), kaito-gen.yaml and the preset tables."""
     texts = schema_texts()
     if check:
         current = {

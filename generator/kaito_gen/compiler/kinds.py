@@ -1,18 +1,17 @@
 """Every kaito.sh kind, and what kaito-gen does with it: nothing is ever dropped silently.
 
 Kaito v0.12's API group ``kaito.sh`` (KAITO.md §0, §4.1, §11) serves Workspace, InferenceSet,
-MultiRoleInference, ModelMirror, RAGEngine and KaitoNodeClass. kaito-gen compiles Workspace;
-every other kind (and any kind of that group it does not know) is refused with a positioned
+MultiRoleInference, ModelMirror, RAGEngine and KaitoNodeClass. kaito-gen compiles Workspace and
+InferenceSet; every other kind (and any kind of that group it does not know) is refused with a positioned
 error naming the kind, so a document never vanishes from the output with exit 0.
 """
 
 from __future__ import annotations
 
 KAITO_GROUP = "kaito.sh"
-COMPILED_KINDS = frozenset({"Workspace"})
+COMPILED_KINDS = frozenset({"Workspace", "InferenceSet"})
 # kind → why it is refused and what to do instead.
 REFUSED_KINDS: dict[str, str] = {
-    "InferenceSet": "compile each replica as a Workspace for now; InferenceSet is not compiled yet",
     "MultiRoleInference": "prefill/decode disaggregation needs Kaito's controller and routing sidecar; "
     "serve the model with one Workspace",
     "ModelMirror": "model mirroring runs inside Kaito's controller; pre-stage the weights and serve them with a Workspace",

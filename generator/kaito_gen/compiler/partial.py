@@ -4,14 +4,16 @@ dropped, so that the admission rules still run on everything that parsed."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kaito_gen.core.errors import Diagnostic, FieldPath
 from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc
 from kaito_gen.models.workspace import Workspace
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def about_pruned(diag: Diagnostic, pruned: tuple[FieldPath, ...]) -> bool:
@@ -26,17 +28,21 @@ def about_pruned(diag: Diagnostic, pruned: tuple[FieldPath, ...]) -> bool:
 MAX_PRUNE_ROUNDS = 16
 
 
-def parse_partial(doc: SourceDoc) -> tuple[Workspace | None, tuple[FieldPath, ...], list[Diagnostic]]:
-    """The Workspace, with every field that fails the schema reported and dropped.
+def parse_partial(
+    doc: SourceDoc,
+    model: type[M] = Workspace,  # type: ignore[assignment]
+) -> tuple[M | None, tuple[FieldPath, ...], list[Diagnostic]]:
+    """The Workspace (or another input ``model``), with every field that fails the schema reported
+    and dropped.
 
     The schema errors of the document as written are reported; the fields they
     name are removed from a copy and the rest is validated again, so the
     admission rules still run on everything that parsed. ``None`` when what is
     left is not a Workspace at all (e.g. ``metadata.name`` is missing)."""
     try:
-        return Workspace.model_validate(doc.data), (), []
+        return model.model_validate(doc.data), (), []
     except ValidationError as exc:
-        found = pydantic_diagnostics(doc, exc, Workspace)
+        found = pydantic_diagnostics(doc, exc, model)
         errors = exc.errors(include_url=False)
     data = copy.deepcopy(doc.data)
     pruned: list[FieldPath] = []
@@ -58,7 +64,7 @@ def parse_partial(doc: SourceDoc) -> tuple[Workspace | None, tuple[FieldPath, ..
         if not progress:
             return None, tuple(pruned), found
         try:
-            return Workspace.model_validate(data), tuple(pruned), found
+            return model.model_validate(data), tuple(pruned), found
         except ValidationError as again:
             errors = again.errors(include_url=False)
     return None, tuple(pruned), found

@@ -19,6 +19,7 @@ from kaito_gen.compiler.followon import drop_follow_on
 from kaito_gen.compiler.load import Inputs
 from kaito_gen.compiler.plan import Plan, plan
 from kaito_gen.compiler.resolve import Resolved, resolve
+from kaito_gen.compiler.setscale import check_sets
 from kaito_gen.compiler.validate import validate
 from kaito_gen.compiler.write import MARKER, MARKER_TEXT, bundle_files
 from kaito_gen.core.errors import Diagnostic, sorted_diagnostics
@@ -49,7 +50,7 @@ def compile_inputs(
     bundles — NodePool sync waves, Argo CD / Flux objects under ``_gitops/`` — before
     the files are rendered, once."""
     validated = validate(inputs, target)
-    resolved = resolve(validated, catalog, target)
+    resolved = check_sets(resolve(validated, catalog, target), target)  # InferenceSet scaling
     diagnostics = tuple(sorted_diagnostics(drop_follow_on(inputs, validated, resolved.diagnostics)))
     if any(d.is_error for d in diagnostics):
         return Compiled(resolved, None, (), {}, diagnostics)

@@ -115,14 +115,12 @@ class _Ctx:
         severity = Severity.WARNING if soft and self.bypass else Severity.ERROR
         if soft and self.bypass:
             message += f" (downgraded to a warning by {BYPASS})"
-        self.found.append(
-            Diagnostic(self.wi.doc.pos(path), path, message, hint=hint, severity=severity, code=code)
-        )
+        pos, shown = self.wi.doc.pos(path), self.wi.shown(path)  # shown: the path as the user wrote it
+        self.found.append(Diagnostic(pos, shown, message, hint=hint, severity=severity, code=code))
 
     def warn(self, path: FieldPath, message: str, hint: str = "", code: str = "") -> None:
-        self.found.append(
-            Diagnostic(self.wi.doc.pos(path), path, message, hint=hint, severity=Severity.WARNING, code=code)
-        )
+        pos, shown = self.wi.doc.pos(path), self.wi.shown(path)
+        self.found.append(Diagnostic(pos, shown, message, hint=hint, severity=Severity.WARNING, code=code))
 
     def lookup(self, kind: str, name: str) -> ObjectInput | None:
         return self.objects.get((kind, self.wi.namespace, name))

@@ -32,6 +32,7 @@ from kaito_gen.compiler.rules import (
 from kaito_gen.core.errors import Diagnostic, FieldPath, Severity
 from kaito_gen.core.schema_errors import did_you_mean
 from kaito_gen.core.yamlsrc import SourceDoc
+from kaito_gen.models.inferenceset import InferenceSet
 from kaito_gen.models.target import Target
 from kaito_gen.models.workspace import KAITO_API_VERSIONS, DataSource, Workspace
 
@@ -55,10 +56,25 @@ class WorkspaceInput:
     namespace: str
     # Fields dropped because they failed the schema: rules that need them are skipped.
     pruned: tuple[FieldPath, ...] = field(default=())
+    # Set when the input is an InferenceSet: ``workspace`` is then the child Workspace it stands
+    # for, and ``doc`` a view that positions child paths in the set's document.
+    inference_set: InferenceSet | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.workspace.name)
+
+    @property
+    def kind(self) -> str:
+        return "Workspace" if self.inference_set is None else "InferenceSet"
+
+    def shown(self, path: FieldPath) -> FieldPath:
+        """``path`` (of the Workspace) as the user wrote it: under spec.template for a set."""
+        if self.inference_set is None:
+            return path
+        from kaito_gen.compiler.inferenceset import source_path
+
+        return source_path(path)
 
     def keep(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
         """``diags`` less the follow-on ones about fields that already have a schema error."""
@@ -118,14 +134,18 @@ def validate(inputs: Inputs, target: Target) -> Validated:
         api_version, kind = header
         if api_version.startswith("kaito-gen.io/"):
             continue  # kaito-gen's own config or preset tables, not cluster objects
-        if kind == "Workspace" and api_version.startswith("kaito.sh/"):
-            ws = _workspace(check, api_version, target)
+        if kind in ("Workspace", "InferenceSet") and api_version.startswith("kaito.sh/"):
+            ws = (
+                _workspace(check, api_version, target)
+                if kind == "Workspace"
+                else _inference_set(check, api_version, target)
+            )
             if ws is not None:
                 dup = seen_ws.get(ws.key)
                 if dup is not None:
                     check.error(
                         ("metadata", "name"),
-                        f"Workspace {ws.namespace}/{ws.workspace.name} is defined twice "
+                        f"{ws.kind} {ws.namespace}/{ws.workspace.name} is defined twice "
                         f"(also at {dup.pos(('metadata', 'name'))})",
                         hint="names must be unique per namespace",
                         code="duplicate-workspace",
@@ -213,6 +233,23 @@ def _workspace(check: _Checker, api_version: str, target: Target) -> WorkspaceIn
     wi = WorkspaceInput(ws, check.doc, namespace, pruned)
     check.found[rules_start:] = wi.keep(check.found[rules_start:])
     return wi
+
+
+def _inference_set(check: _Checker, api_version: str, target: Target) -> WorkspaceInput | None:
+    """An InferenceSet: its own rules, then the Workspace rules on the child it stands for."""
+    from kaito_gen.compiler import inferenceset as iset_rules
+
+    iset, view, pruned, found = iset_rules.check_inference_set(check.doc, api_version)
+    check.found.extend(found)
+    if iset is None or view is None:
+        return None
+    child = _Checker(view)
+    wi = _workspace(child, "kaito.sh/v1beta1", target)
+    check.found.extend(iset_rules.child_diagnostics(iset, check.doc, child.found))
+    if wi is None:
+        return None
+    moved = tuple(iset_rules.source_path(p) for p in wi.pruned)
+    return WorkspaceInput(wi.workspace, view, wi.namespace, (*pruned, *moved), iset)
 
 
 def _metadata(check: _Checker, ws: Workspace, namespace: str) -> None:

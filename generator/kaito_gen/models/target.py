@@ -40,6 +40,19 @@ class Features(Frozen):
     single_node_deployment: StrictBool = False
 
 
+class Autoscaling(Frozen):
+    """How a KEDA ScaledObject measures load for InferenceSets with Kaito's
+    ``scaledobject.kaito.sh/auto-provision: "true"`` (kaito-gen.yaml ``autoscaling``)."""
+
+    # prometheus: KEDA's Prometheus scaler queries the vLLM metric over the set's pods.
+    # kaito: Kaito's keda-kaito-scaler (an external gRPC scaler installed beside KEDA).
+    scaler: Literal["prometheus", "kaito"] = "prometheus"
+    # None: the prometheus-operator's usual in-cluster address, with a warning.
+    prometheus_address: StrictStr | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # None: the keda-kaito-scaler chart's Service in kaito-workspace.
+    kaito_scaler_address: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9.\-]+:[0-9]{1,5}$")
+
+
 GitopsFlavour = Literal["argocd", "flux", "none"]
 Engine = Literal["vllm", "transformers"]
 
@@ -76,6 +89,8 @@ class Target(Frozen):
     # Full image references per engine (digest-pinnable); None: <registry>/<name>:<runtime_tag>.
     vllm_image: StrictStr | None = None
     transformers_image: StrictStr | None = None
+    # KEDA autoscaling of InferenceSets (kaito-gen.yaml `autoscaling`).
+    autoscaling: Autoscaling = Autoscaling()
 
     @property
     def runtime_image(self) -> str:

@@ -62,6 +62,8 @@ MAX_DOCUMENTS = 20_000  # a bound on what a (possibly hostile) base tree can mak
 # StatefulSet updates may only touch these spec fields (apps/v1 validation); anything else is immutable.
 STATEFULSET_MUTABLE = ("replicas", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
                        "minReadySeconds", "ordinals")  # fmt: skip
+# Workloads with a scale subresource (what an InferenceSet compiles to; KEDA scales them too).
+SCALABLE = ("StatefulSet", "Deployment", "LeaderWorkerSet")
 NODEPOOL_IMMUTABLE = ("spec.template.spec.requirements", "spec.template.spec.nodeClassRef")
 
 
@@ -268,6 +270,10 @@ def _under(path: str, root: str) -> bool:
 def _classify_paths(kind: str, paths: Sequence[str], old: Mapping[str, Any]) -> tuple[ChangeKind, str]:
     """The kind of an update of one object (same key on both sides) and why."""
     spec_paths = [p for p in paths if _under(p, "spec")]
+    if kind in SCALABLE and spec_paths and all(p == "spec.replicas" for p in spec_paths):
+        return "in-place", "replicas changed: scaled in place; running replicas keep serving"
+    if kind == "LeaderWorkerSet" and any(_under(p, "spec.leaderWorkerTemplate") for p in spec_paths):
+        return "rollout", "group template changed: groups are replaced one by one"
     if kind == "Job" and spec_paths:
         return "replacement", "a Job spec is immutable: the Job is deleted and re-created (it runs again)"
     if kind == "StatefulSet":
@@ -290,6 +296,11 @@ def _classify_paths(kind: str, paths: Sequence[str], old: Mapping[str, Any]) -> 
             return "replacement", f"{hit[0]} changed: Karpenter replaces every node of the pool (drift)"
         if any(_under(p, "spec.template") for p in spec_paths):
             return "rollout", "node template changed: Karpenter drifts nodes within the disruption budget"
+        if any(_under(p, "spec.limits") or p == "spec.replicas" for p in spec_paths):
+            return (
+                "capacity",
+                "node count or limits changed: Karpenter may run a different number of GPU nodes",
+            )
     if kind == "ConfigMap" and old.get("immutable") is True and any(_under(p, "data") for p in paths):
         return "replacement", "an immutable ConfigMap's data changed: delete and re-create"
     if kind == "PersistentVolumeClaim" and any(not _under(p, "spec.resources") for p in spec_paths):
@@ -330,7 +341,7 @@ def _capacity(
     resources: Mapping[tuple[str, str, str, str], _Resource], catalog: PresetCatalog | None
 ) -> Capacity | None:
     # The workload's annotations are authoritative; the NodePool carries the same ones.
-    order = {"StatefulSet": 0, "Deployment": 0, "Job": 1, "NodePool": 2}
+    order = {"StatefulSet": 0, "Deployment": 0, "LeaderWorkerSet": 0, "Job": 1, "NodePool": 2}
     candidates = sorted(
         (r for r in resources.values() if r.key[1] in order and NODE_COUNT in _annotations(r.doc)),
         key=lambda r: (order[r.key[1]], r.key),

@@ -103,10 +103,23 @@ def explain(rw: ResolvedWorkspace, catalog: PresetCatalog, target: Target) -> di
             if fits:
                 smallest, _ = fits[0]
                 out["sku"]["smallestFit"] = smallest.name
+    if rw.partition is not None:
+        part = rw.partition
+        out["partition"] = {
+            "mode": part.mode,
+            "profile": part.profile.name if part.profile else None,
+            "memoryGiB": _num(part.profile.memory_gib) if part.profile else None,
+            "resource": part.resource,
+            "devicesPerPod": part.devices,
+            "reason": part.describe(),
+        }
     sizing = rw.sizing
     if sizing is not None:
         out["sizing"] = {
             "context": sizing.context,
+            # The GPU view the estimator used: the SKU's GPUs, or one MIG slice as one GPU.
+            "gpuCount": sizing.sku.gpu_count,
+            "gpuMemoryGiB": _num(sizing.sku.gpu_memory_gib),
             "weightsGiB": _num(sizing.model_gib),
             "kvCacheGiB": _num(sizing.kv_cache_gib),
             "availablePerGpuGiB": _num(sizing.available_per_gpu_gib),
@@ -134,6 +147,11 @@ def explain(rw: ResolvedWorkspace, catalog: PresetCatalog, target: Target) -> di
             else {"kind": "emptyDir", "sizeGiB": weights_volume_gib(model)}
         )
         out["startupBudgetSeconds"] = startup_budget_seconds(model)
+    from kaito_gen.review.setexplain import explain_set
+
+    iset = explain_set(rw, target)
+    if iset is not None:
+        out["inferenceSet"] = iset
     cost = hourly_cost(rw)
     prices = catalog.prices
     out["cost"] = {
@@ -172,14 +190,17 @@ def render_text(data: dict[str, Any]) -> str:
             lines.append(f"           smallest SKU of this cloud that fits: {sku['smallestFit']}")
     else:
         lines.append(f"sku        none ({data['provisioner']} nodes)")
+    part = data.get("partition")
+    if part:
+        lines.append(f"partition  {part['reason']}")
     sizing = data.get("sizing")
-    if sizing and model and sku:
-        n = sku["gpuCount"]
+    if sizing and model:
+        n = sizing["gpuCount"]
         lines += [
             f"sizing     at a {sizing['context']}-token context:",
             f"  weights    {model['weightsGiB']} GiB x {WEIGHT_EXPANSION} = {sizing['weightsGiB']} GiB",
             f"  KV cache   {sizing['context']} tokens x {model['kvBytesPerToken']} B = {sizing['kvCacheGiB']} GiB",
-            f"  per GPU    {sku['gpuMemoryGiB']} GiB x {GPU_MEMORY_UTILIZATION} = {sizing['availablePerGpuGiB']} GiB usable",
+            f"  per GPU    {sizing['gpuMemoryGiB']} GiB x {GPU_MEMORY_UTILIZATION} = {sizing['availablePerGpuGiB']} GiB usable",
             f"  overhead   {BASE_OVERHEAD_GIB} GiB + KV {sizing['kvCacheGiB']} GiB / {n} GPU(s) = {sizing['fixedPerGpuGiB']} GiB per GPU",
             f"  for weights ({sizing['availablePerGpuGiB']} - {sizing['fixedPerGpuGiB']}) / {1 + OVERHEAD_WEIGHT_FACTOR}"
             f" = {sizing['weightsPerGpuGiB']} GiB per GPU",
@@ -201,6 +222,10 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append(f"disk       {disk['sizeGiB']} GiB weights volume ({where})")
         budget = data["startupBudgetSeconds"]
         lines.append(f"startup    {budget} s ({budget // 60} min) before the startup probe gives up")
+    if data.get("inferenceSet"):
+        from kaito_gen.review.setexplain import set_lines
+
+        lines += set_lines(data["inferenceSet"])
     cost = data["cost"]
     if cost["perHour"] is not None:
         lines.append(

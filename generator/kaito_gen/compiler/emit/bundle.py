@@ -14,6 +14,7 @@ from typing import Any
 
 from kaito_gen.compiler.emit.common import Manifest
 from kaito_gen.compiler.emit.inference import emit_inference
+from kaito_gen.compiler.emit.inferenceset import scale_bundle
 from kaito_gen.compiler.emit.nodepool import emit_nodepool
 from kaito_gen.compiler.emit.passthrough import passthrough
 from kaito_gen.compiler.emit.tuning import emit_training_config, emit_tuning
@@ -64,6 +65,7 @@ def emit_iter(plan: Plan, target: Target) -> Iterator[Bundle]:
         manifests: list[Manifest] = []
         for emitter in EMITTERS:
             manifests.extend(emitter(wp, target))
+        manifests = scale_bundle(wp, target, manifests)  # InferenceSets: replicas, limits, KEDA
         sources = sorted({wp.rw.input.doc.file, *(o.doc.file for o in wp.objects)})
         bundles.append(Bundle(wp.bundle, tuple(sources), tuple(manifests)))
     for namespace, objects in sorted(plan.shared.items()):

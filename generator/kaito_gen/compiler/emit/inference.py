@@ -41,7 +41,8 @@ def _server_args(plan: WorkspacePlan) -> list[str]:
         "kaito-serve",
         "--model", model.hf_repo,
         *(("--revision", model.revision) if model.pinned_revision else ()),
-        "--served-model-name", model.name,
+        # Kaito: an InferenceSet's replicas serve under the set's name (KAITO.md §11.1).
+        "--served-model-name", rw.name if rw.input.inference_set is not None else model.name,
         "--cache-dir", WEIGHTS_DIR,
         "--host", "0.0.0.0",
         "--port", str(SERVER_PORT),

@@ -263,7 +263,9 @@ def emit_vllm_workload(plan: WorkspacePlan, target: Target) -> list[Manifest]:
     """The bundle emitter: vLLM inference Workspaces only."""
     if plan.rw.mode != "inference" or plan.rw.engine != "vllm" or plan.rw.model is None:
         return []
-    return [*emit_vllm(plan, target), *_pdb(plan)]
+    # Kaito: an InferenceSet's replicas serve under the set's name (KAITO.md §11.1).
+    served = plan.rw.name if plan.rw.input.inference_set is not None else None
+    return [*emit_vllm(plan, target, served), *_pdb(plan)]
 
 
 def emit_vllm(plan: WorkspacePlan, target: Target, served_name: str | None = None) -> list[Manifest]:
