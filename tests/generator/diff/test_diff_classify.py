@@ -174,7 +174,7 @@ def test_in_place_and_capacity_when_the_node_count_changes(
     chat = by_resource(report, "ml/chat")
     assert chat["StatefulSet/chat"][0][0] == "in-place"
     assert "spec.replicas" in chat["StatefulSet/chat"][0][1]
-    assert chat["NodePool/ml-chat"][0][0] == "in-place"
+    assert chat["NodePool/ml-chat"][0][0] == "capacity"  # its limits follow the node count
     bundle = report.bundles[0]
     assert bundle.capacity_before is not None and bundle.capacity_after is not None
     assert (bundle.capacity_before.node_count, bundle.capacity_after.node_count) == (1, 2)
@@ -235,7 +235,11 @@ TABLE = [
     ("statefulset-selector", obj("StatefulSet", "apps/v1", spec={"selector": {"a": "1"}}), {"spec": {"selector": {"a": "2"}}}, "replacement"),
     ("nodepool-node-class", obj("NodePool", "karpenter.sh/v1", spec={"template": {"spec": {"nodeClassRef": {"name": "a"}}}}),
      {"spec": {"template": {"spec": {"nodeClassRef": {"name": "b"}}}}}, "replacement"),
-    ("nodepool-limits", obj("NodePool", "karpenter.sh/v1", spec={"limits": {"nodes": "1"}}), {"spec": {"limits": {"nodes": "2"}}}, "in-place"),
+    ("nodepool-limits", obj("NodePool", "karpenter.sh/v1", spec={"limits": {"nodes": "1"}}), {"spec": {"limits": {"nodes": "2"}}}, "capacity"),
+    ("statefulset-replicas", obj("StatefulSet", "apps/v1", spec={"replicas": 1}), {"spec": {"replicas": 3}}, "in-place"),
+    ("lws-replicas", obj("LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1", spec={"replicas": 1}), {"spec": {"replicas": 2}}, "in-place"),
+    ("lws-group-template", obj("LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1", spec={"leaderWorkerTemplate": {"size": 2}}),
+     {"spec": {"leaderWorkerTemplate": {"size": 3}}}, "rollout"),
     ("configmap-immutable", obj("ConfigMap", "v1", immutable=True, data={"k": "1"}), {"data": {"k": "2"}}, "replacement"),
     ("configmap-mutable", obj("ConfigMap", "v1", data={"k": "1"}), {"data": {"k": "2"}}, "in-place"),
     ("pvc-storage-class", obj("PersistentVolumeClaim", "v1", spec={"storageClassName": "a"}), {"spec": {"storageClassName": "b"}}, "replacement"),
