@@ -20,10 +20,12 @@ from importlib import resources
 from typing import Any
 
 from kaito_gen.catalog.hfderive import Derived, derive
+from kaito_gen.core.schema_errors import did_you_mean
 
 # vLLM serves a params.json-only repo only with --load-format/--config-format mistral, which
 # kaito-gen (like Kaito, catalog/vllmparams.py) passes for names starting with these.
 MISTRAL_FORMAT_PREFIXES = ("mistral", "ministral")
+HF_REPO_RE = r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "half": "float16"}
 
 
@@ -53,6 +55,25 @@ def vllm_archs() -> VllmArchs:
 def preset_name(repo: str) -> str:
     """Kaito's Metadata.Name: the lowercased last path segment (``_`` → ``-``: preset names are DNS-ish)."""
     return repo.rsplit("/", 1)[-1].lower().replace("_", "-")
+
+
+def unknown_model(name: str, mode: str, candidates: Iterable[str]) -> tuple[str, str]:
+    """(message, hint) for a Workspace preset name that no table holds.
+
+    Kaito v0.12 accepts any ``org/model`` id and fetches its config from the Hub while reconciling
+    (``IsValidPreset``, KAITO.md §2.1); kaito-gen compiles offline, so the hint names the command
+    that adds the row, pinned, at the CLI edge.
+    """
+    close = did_you_mean(name, candidates)
+    message = f"Unsupported {mode} preset name {name!r}"
+    if not re.fullmatch(HF_REPO_RE, name):
+        return message, close or "run `kaito-gen presets list`; add models with --presets DIR"
+    message += (
+        ": a Hugging Face id that is not in the preset tables (Kaito would fetch its config from the"
+        " Hub; kaito-gen compiles offline)"
+    )
+    add = f"run `kaito-gen presets add {name}` to add it to presets/models.yaml, pinned to its current commit"
+    return message, f"{close} Otherwise {add}" if close else add
 
 
 def config_from_mistral_params(params: Mapping[str, Any]) -> dict[str, Any]:
