@@ -17,6 +17,7 @@ from kaito_gen.catalog.sizing import skus_that_fit
 from kaito_gen.core.errors import Diagnostic, PresetError
 from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc
+from kaito_gen.models.mig import MigGpu, MigProfile, MigProfileTable
 from kaito_gen.models.presets import GpuSku, GpuSkuTable, ModelPreset, ModelPresetTable, PriceInfo
 
 
@@ -26,6 +27,7 @@ class PresetCatalog:
     skus: dict[str, GpuSku]  # by lowercase SKU name
     prices: PriceInfo | None = None
     sources: tuple[str, ...] = field(default=())
+    mig_gpus: tuple[MigGpu, ...] = field(default=())
     _by_repo: dict[str, ModelPreset] = field(default_factory=dict, repr=False)
 
     def find_model(self, name: str) -> ModelPreset | None:
@@ -39,6 +41,16 @@ class PresetCatalog:
     def model_names(self) -> list[str]:
         return sorted({m.name for m in self.models.values()} | {m.hf_repo for m in self.models.values()})
 
+    def mig_profiles(self, sku: GpuSku | None) -> dict[str, MigProfile]:
+        """MIG profiles by name: those of ``sku``'s GPU (model and per-GPU memory), or of every GPU
+        in the table when ``sku`` is None (BYO nodes without instanceType, Kaito's flat list)."""
+        out: dict[str, MigProfile] = {}
+        for gpu in self.mig_gpus:
+            if sku is None or (gpu.gpu_model == sku.gpu_model and gpu.gpu_memory_gib == sku.gpu_memory_gib):
+                for profile in gpu.profiles:
+                    out.setdefault(profile.name, profile)
+        return out
+
     def skus_for(self, cloud: str | None) -> list[GpuSku]:
         return sorted(
             (
@@ -50,16 +62,23 @@ class PresetCatalog:
         )
 
 
+_TABLES: dict[str, type[ModelPresetTable] | type[GpuSkuTable] | type[MigProfileTable]] = {
+    "ModelPresetTable": ModelPresetTable,
+    "GpuSkuTable": GpuSkuTable,
+    "MigProfileTable": MigProfileTable,
+}
+
+
 def _table(doc: SourceDoc) -> tuple[str, list[Diagnostic]]:
     kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
-    if kind in ("ModelPresetTable", "GpuSkuTable"):
+    if kind in _TABLES:
         return str(kind), []
     return "", [
         Diagnostic(
             doc.pos(("kind",)),
             ("kind",),
             f"not a preset table (kind {kind!r})",
-            hint="preset files hold `kind: ModelPresetTable` or `kind: GpuSkuTable`",
+            hint="preset files hold `kind: ModelPresetTable`, `kind: GpuSkuTable` or `kind: MigProfileTable`",
             code="preset-kind",
         )
     ]
@@ -74,12 +93,13 @@ def build_catalog(docs: Sequence[SourceDoc], *, check_fit: bool = True) -> Prese
     models: dict[str, tuple[ModelPreset, SourceDoc, int]] = {}
     skus: dict[str, tuple[GpuSku, SourceDoc, int]] = {}
     prices: PriceInfo | None = None
+    mig: dict[tuple[str, str], MigGpu] = {}  # (gpuModel, memory): later tables override
     for doc in docs:
         kind, errs = _table(doc)
         problems.extend(errs)
         if not kind:
             continue
-        model_cls = ModelPresetTable if kind == "ModelPresetTable" else GpuSkuTable
+        model_cls = _TABLES[kind]
         try:
             table = model_cls.model_validate(doc.data)
         except ValidationError as exc:
@@ -87,6 +107,8 @@ def build_catalog(docs: Sequence[SourceDoc], *, check_fit: bool = True) -> Prese
             continue
         if isinstance(table, ModelPresetTable):
             _merge(doc, "models", table.models, models, problems)
+        elif isinstance(table, MigProfileTable):
+            mig.update({(g.gpu_model, str(g.gpu_memory_gib)): g for g in table.gpus})
         else:
             assert isinstance(table, GpuSkuTable)
             prices = table.prices or prices
@@ -98,6 +120,7 @@ def build_catalog(docs: Sequence[SourceDoc], *, check_fit: bool = True) -> Prese
         skus={k: v[0] for k, v in skus.items()},
         prices=prices,
         sources=tuple(dict.fromkeys(d.file for d in docs)),
+        mig_gpus=tuple(mig.values()),
         _by_repo={v[0].hf_repo.lower(): v[0] for v in models.values()},
     )
     if check_fit:

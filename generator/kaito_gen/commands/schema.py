@@ -21,6 +21,7 @@ from kaito_gen.commands.common import EXIT_CODES_HELP, guarded, note
 from kaito_gen.compiler.write import unified_diff
 from kaito_gen.config import Config
 from kaito_gen.core.errors import ExitCode, OutputError
+from kaito_gen.models.mig import MigProfileTable
 from kaito_gen.models.inferenceset import InferenceSet
 from kaito_gen.models.presets import GpuSkuTable, ModelPresetTable
 from kaito_gen.models.workspace import Workspace
@@ -42,13 +43,19 @@ def _one(model: type[BaseModel], title: str, description: str) -> dict[str, Any]
 
 def _presets() -> dict[str, Any]:
     refs, top = models_json_schema(
-        [(ModelPresetTable, "validation"), (GpuSkuTable, "validation")], by_alias=True
+        [(ModelPresetTable, "validation"), (GpuSkuTable, "validation"), (MigProfileTable, "validation")],
+        by_alias=True,
     )
     return {
         "$schema": DRAFT,
         "title": "kaito-gen preset table",
-        "description": "A model preset table (kind ModelPresetTable) or a GPU SKU table (kind GpuSkuTable).",
-        "oneOf": [refs[(ModelPresetTable, "validation")], refs[(GpuSkuTable, "validation")]],
+        "description": "A model preset table (kind ModelPresetTable), a GPU SKU table (kind GpuSkuTable) "
+        "or a MIG profile table (kind MigProfileTable).",
+        "oneOf": [
+            refs[(ModelPresetTable, "validation")],
+            refs[(GpuSkuTable, "validation")],
+            refs[(MigProfileTable, "validation")],
+        ],
         "$defs": top.get("$defs", {}),
     }
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from kaito_gen.catalog.presets import PresetCatalog
 from kaito_gen.catalog.sizing import DEFAULT_CONTEXT, Sizing, estimate, max_context_one_node, skus_that_fit
+from kaito_gen.compiler.adapters import ResolvedAdapter, resolve_adapters
 from kaito_gen.compiler.configmaps import (
     DEFAULT_OUTPUT_DIR,
     INFERENCE_KEY,
@@ -25,6 +26,7 @@ from kaito_gen.compiler.configmaps import (
     parse_embedded,
 )
 from kaito_gen.compiler.engine import RUNTIME_ANNOTATION, choose_engine
+from kaito_gen.compiler.partition import PartitionPlan, resolve_partition
 from kaito_gen.compiler.validate import V1ALPHA1_DEFAULT_INSTANCE_TYPE, ObjectInput, Validated, WorkspaceInput
 from kaito_gen.core.errors import Diagnostic, FieldPath, Severity
 from kaito_gen.core.schema_errors import did_you_mean
@@ -36,15 +38,6 @@ Mode = Literal["inference", "tuning"]
 BYPASS = "kaito.sh/bypass-resource-checks"
 # Object kinds a Workspace may reference by name and that travel with its bundle.
 SECRET_KINDS = ("Secret", "SealedSecret", "ExternalSecret")
-
-
-@dataclass(frozen=True)
-class ResolvedAdapter:
-    name: str
-    image: str | None
-    volume_source: Mapping[str, Any] | None
-    pull_secrets: tuple[str, ...]
-    strength: str  # Kaito: nil strength means "1.0"
 
 
 @dataclass(frozen=True)
@@ -67,6 +60,7 @@ class ResolvedWorkspace:
     references: tuple[ObjectInput, ...] = field(default=())
     engine: Engine = "transformers"
     engine_reason: str = ""
+    partition: PartitionPlan | None = None  # resource.partition: MIG slice or GPU count per pod
 
     @property
     def workspace(self) -> Workspace:
@@ -82,7 +76,18 @@ class ResolvedWorkspace:
 
     @property
     def gpus_per_node(self) -> int:
-        return self.sku.gpu_count if self.sku else 1
+        return self.partition.devices if self.partition else self.sku.gpu_count if self.sku else 1
+
+    @property
+    def gpu_resource(self) -> str:
+        """The extended resource each pod requests: a MIG slice, or the SKU vendor's GPUs."""
+        return (
+            self.partition.resource
+            if self.partition
+            else self.sku.gpu_resource
+            if self.sku
+            else "nvidia.com/gpu"
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,8 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
     if preset_spec is not None:
         model = _model(ctx, preset_spec.name, base, mode)
     sku = _sku(ctx)
+    part = resolve_partition(ctx, model, sku) if mode == "inference" else None
+    fit_sku = part.sizing_sku if part else sku  # a MIG slice is sized as one GPU (Kaito §3.2)
     provisioner: Literal["karpenter", "byo"] = "byo" if ctx.target.cloud == "byo" else "karpenter"
     if provisioner == "karpenter" and ctx.target.resolved_node_class() is None:
         ctx.error(
@@ -193,7 +200,7 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
     max_len: int | None = None
     training_config: str | None = None
     output_dir = DEFAULT_OUTPUT_DIR
-    one_node = model is None or sku is None or estimate(model, sku, DEFAULT_CONTEXT).fits_one_node
+    one_node = model is None or fit_sku is None or estimate(model, fit_sku, DEFAULT_CONTEXT).fits_one_node
     engine, engine_reason = choose_engine(ws, model, ctx.target, one_node)
     if mode == "inference":
         reason = (
@@ -210,7 +217,12 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
 
                 ctx.found.extend(check_vllm_section(config_map))
             sizing, max_len, count, reason = size_vllm(
-                ctx, model, sku, _configured_len(ctx, model, config_map), count
+                ctx,
+                model,
+                fit_sku,
+                _configured_len(ctx, model, config_map),
+                count,
+                bool(part and part.profile),
             )
         elif model is not None:
             if not model.runtime.transformers:
@@ -220,7 +232,7 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
                     hint=f"serve it with vLLM: annotate {RUNTIME_ANNOTATION}: vllm (or drop a transformers override)",
                     code="runtime",
                 )
-            sizing, max_len = _size_inference(ctx, model, sku, config_map)
+            sizing, max_len = _size_inference(ctx, model, fit_sku, config_map)
     else:
         count = 1
         reason = "tuning always runs on exactly 1 node (Kaito §3.2)"
@@ -230,7 +242,7 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
     _secrets(ctx, mode)
     _volumes(ctx)
     dtype = _dtype(model, sku)
-    adapters = _adapters(ws)
+    adapters = resolve_adapters(ws)
     if model is None and preset_spec is not None:
         return None
     return ResolvedWorkspace(
@@ -252,6 +264,7 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
         references=tuple(ctx.references),
         engine=engine,
         engine_reason=engine_reason,
+        partition=part,
     )
 
 
@@ -562,24 +575,6 @@ def _dtype(model: ModelPreset | None, sku: GpuSku | None) -> str:
     from kaito_gen.catalog.dtype import serve_dtype
 
     return serve_dtype(model, sku)
-
-
-def _adapters(ws: Workspace) -> tuple[ResolvedAdapter, ...]:
-    out = []
-    for adapter in (ws.inference.adapters or ()) if ws.inference else ():
-        src = adapter.source
-        if src is None or not src.name:
-            continue
-        out.append(
-            ResolvedAdapter(
-                name=src.name,
-                image=src.image,
-                volume_source=src.volume_source,
-                pull_secrets=tuple(src.image_pull_secrets or ()),
-                strength=adapter.strength or "1.0",
-            )
-        )
-    return tuple(out)
 
 
 def total_gpus(rw: ResolvedWorkspace) -> int:

@@ -39,9 +39,10 @@ def admit_vllm(ctx: _Ctx, model: ModelPreset) -> None:
 
 
 def size_vllm(
-    ctx: _Ctx, model: ModelPreset, sku: GpuSku | None, configured: int | None, count: int
+    ctx: _Ctx, model: ModelPreset, sku: GpuSku | None, configured: int | None, count: int, mig: bool = False
 ) -> tuple[Sizing | None, int | None, int, str]:
-    """(sizing, max_model_len, node count, why) for a vLLM Workspace."""
+    """(sizing, max_model_len, node count, why) for a vLLM Workspace. With ``mig``, ``sku`` is one MIG
+    slice seen as a one-GPU node, and a model that needs more than one slice is refused (Kaito §3.2)."""
     if sku is None:
         return None, configured, count, f"BYO nodes without instanceType: resource.count={count} node(s)"
     context = configured or DEFAULT_CONTEXT
@@ -57,6 +58,16 @@ def size_vllm(
         )
         return sizing, configured, count, "no fit"
     nodes = sizing.nodes_needed
+    if mig and nodes > 1:
+        ctx.error(
+            ("resource", "partition", "profile"),
+            f"{model.name} needs {sizing.gpus_needed} GPUs of {sku.gpu_memory_gib} GiB at a {context}-token context, "
+            f"but a pod gets exactly one MIG slice ({sku.name})",
+            hint="choose a larger MIG profile, or lower vllm.max-model-len in the inference config",
+            code="gpu-memory",
+            soft=True,
+        )
+        return sizing, configured, 1, "no fit"
     reason = (
         f"Kaito's estimator (vLLM): {sizing.gpus_needed} GPU(s) at a {context}-token context "
         f"= {nodes} node(s) of {sku.gpu_count} GPU(s)"

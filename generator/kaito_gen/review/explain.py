@@ -103,10 +103,23 @@ def explain(rw: ResolvedWorkspace, catalog: PresetCatalog, target: Target) -> di
             if fits:
                 smallest, _ = fits[0]
                 out["sku"]["smallestFit"] = smallest.name
+    if rw.partition is not None:
+        part = rw.partition
+        out["partition"] = {
+            "mode": part.mode,
+            "profile": part.profile.name if part.profile else None,
+            "memoryGiB": _num(part.profile.memory_gib) if part.profile else None,
+            "resource": part.resource,
+            "devicesPerPod": part.devices,
+            "reason": part.describe(),
+        }
     sizing = rw.sizing
     if sizing is not None:
         out["sizing"] = {
             "context": sizing.context,
+            # The GPU view the estimator used: the SKU's GPUs, or one MIG slice as one GPU.
+            "gpuCount": sizing.sku.gpu_count,
+            "gpuMemoryGiB": _num(sizing.sku.gpu_memory_gib),
             "weightsGiB": _num(sizing.model_gib),
             "kvCacheGiB": _num(sizing.kv_cache_gib),
             "availablePerGpuGiB": _num(sizing.available_per_gpu_gib),
@@ -177,14 +190,17 @@ def render_text(data: dict[str, Any]) -> str:
             lines.append(f"           smallest SKU of this cloud that fits: {sku['smallestFit']}")
     else:
         lines.append(f"sku        none ({data['provisioner']} nodes)")
+    part = data.get("partition")
+    if part:
+        lines.append(f"partition  {part['reason']}")
     sizing = data.get("sizing")
-    if sizing and model and sku:
-        n = sku["gpuCount"]
+    if sizing and model:
+        n = sizing["gpuCount"]
         lines += [
             f"sizing     at a {sizing['context']}-token context:",
             f"  weights    {model['weightsGiB']} GiB x {WEIGHT_EXPANSION} = {sizing['weightsGiB']} GiB",
             f"  KV cache   {sizing['context']} tokens x {model['kvBytesPerToken']} B = {sizing['kvCacheGiB']} GiB",
-            f"  per GPU    {sku['gpuMemoryGiB']} GiB x {GPU_MEMORY_UTILIZATION} = {sizing['availablePerGpuGiB']} GiB usable",
+            f"  per GPU    {sizing['gpuMemoryGiB']} GiB x {GPU_MEMORY_UTILIZATION} = {sizing['availablePerGpuGiB']} GiB usable",
             f"  overhead   {BASE_OVERHEAD_GIB} GiB + KV {sizing['kvCacheGiB']} GiB / {n} GPU(s) = {sizing['fixedPerGpuGiB']} GiB per GPU",
             f"  for weights ({sizing['availablePerGpuGiB']} - {sizing['fixedPerGpuGiB']}) / {1 + OVERHEAD_WEIGHT_FACTOR}"
             f" = {sizing['weightsPerGpuGiB']} GiB per GPU",

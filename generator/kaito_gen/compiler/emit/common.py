@@ -100,6 +100,9 @@ def tolerations(plan: WorkspacePlan, cloud: str) -> list[Manifest]:
         {"key": gpu, "operator": "Exists", "effect": "NoSchedule"},
         {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
     ]
+    mig = plan.rw.partition.toleration_key if plan.rw.partition else None
+    if mig:  # Kaito also tolerates the MIG device's own taint key (KAITO.md §5.4)
+        out.append({"key": mig, "operator": "Exists", "effect": "NoSchedule"})
     if cloud == "azure":
         out.append(
             {
@@ -113,8 +116,9 @@ def tolerations(plan: WorkspacePlan, cloud: str) -> list[Manifest]:
 
 
 def gpu_resources(plan: WorkspacePlan, extra: Mapping[str, str] | None = None) -> Manifest:
-    """Every GPU of the node, requests == limits (extended resources must match)."""
-    resource = plan.rw.sku.gpu_resource if plan.rw.sku else "nvidia.com/gpu"
+    """Every GPU of the node (or the partition's MIG slice / GPU count), requests == limits
+    (extended resources must match)."""
+    resource = plan.rw.gpu_resource
     amount = str(plan.rw.gpus_per_node)
     requests = {resource: amount, **(extra or {})}
     return {"limits": {resource: amount}, "requests": dict(sorted(requests.items()))}

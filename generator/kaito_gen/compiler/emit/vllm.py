@@ -122,7 +122,8 @@ def serve_args(plan: WorkspacePlan, served_name: str | None = None) -> list[str]
     mode = rw.workspace.annotations.get(PERFORMANCE_MODE)
     if mode:
         args.append(f"--performance-mode={mode}")
-    if params.no_lmcache or rw.node_count > 1 or par[0].startswith("--data-parallel"):
+    mig = rw.partition is not None and rw.partition.mode == "mig"
+    if params.no_lmcache or mig or rw.node_count > 1 or par[0].startswith("--data-parallel"):
         args.append("--kaito-kv-cache-cpu-memory-utilization=0")
     if rw.adapters:
         args += ["--enable-lora", f"--kaito-adapters-dir={ADAPTER_DIR}"]
