@@ -64,10 +64,13 @@ def unknown_model(name: str, mode: str, candidates: Iterable[str]) -> tuple[str,
     (``IsValidPreset``, KAITO.md §2.1); kaito-gen compiles offline, so the hint names the command
     that adds the row, pinned, at the CLI edge.
     """
-    close = did_you_mean(name, candidates)
     message = f"Unsupported {mode} preset name {name!r}"
     if not re.fullmatch(HF_REPO_RE, name):
-        return message, close or "run `kaito-gen presets list`; add models with --presets DIR"
+        return message, did_you_mean(
+            name, candidates
+        ) or "run `kaito-gen presets list`; add models with --presets DIR"
+    # Ids share org names and size suffixes, so only a near-identical one is worth suggesting.
+    close = did_you_mean(name, candidates, cutoff=0.9)
     message += (
         ": a Hugging Face id that is not in the preset tables (Kaito would fetch its config from the"
         " Hub; kaito-gen compiles offline)"
