@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from kaito_gen.catalog.hfrow import unknown_model
 from kaito_gen.catalog.presets import PresetCatalog
 from kaito_gen.catalog.sizing import DEFAULT_CONTEXT, Sizing, estimate, max_context_one_node, skus_that_fit
 from kaito_gen.compiler.adapters import ResolvedAdapter, resolve_adapters
@@ -271,13 +272,8 @@ def _resolve_one(ctx: _Ctx) -> ResolvedWorkspace | None:
 def _model(ctx: _Ctx, name: str, path: FieldPath, mode: Mode) -> ModelPreset | None:
     model = ctx.catalog.find_model(name)
     if model is None:
-        ctx.error(
-            path,
-            f"Unsupported {mode} preset name {name!r}",
-            hint=did_you_mean(name, ctx.catalog.model_names())
-            or "run `kaito-gen presets list`; add models with --presets DIR",
-            code="preset",
-        )
+        message, hint = unknown_model(name, mode, ctx.catalog.model_names())
+        ctx.error(path, message, hint=hint, code="preset")
         return None
     if model.deprecated:
         ctx.error(path, f"Model {name} is deprecated and no longer supported", code="preset")
