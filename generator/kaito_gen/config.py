@@ -24,6 +24,7 @@ from kaito_gen.core.limits import DEFAULT_LIMITS, Limits, decode_source
 from kaito_gen.core.schema_errors import pydantic_diagnostics
 from kaito_gen.core.yamlsrc import SourceDoc, parse_documents
 from kaito_gen.models.base import Frozen
+from kaito_gen.models.monitoring import Monitoring
 from kaito_gen.models.target import (
     Autoscaling,
     Engine,
@@ -148,6 +149,8 @@ class Config(Frozen):
     weights_storage_class: StrictStr | None = Field(default=None, min_length=1, max_length=253)
     features: Features | None = None
     limits: LimitsConfig = LimitsConfig()
+    # Prometheus scraping of the inference servers: kind none (default) | ServiceMonitor | PodMonitor.
+    monitoring: Monitoring = Monitoring()
     # requirePinned: true → a model whose preset row is `revision: unpinned` is an error.
     require_pinned: StrictBool | None = None
     # KEDA autoscaling of InferenceSets: the scaler and its address (Prometheus by default).
@@ -234,6 +237,7 @@ class LoadedConfig:
             values["require_pinned"] = cfg.require_pinned
         if cfg.features is not None:
             values["features"] = cfg.features.model_dump()
+        values["monitoring"] = cfg.monitoring.model_dump()
         values["autoscaling"] = cfg.autoscaling.model_dump()
         skip = cfg.gitops.argocd.skip_dry_run_on_missing_resource if cfg.gitops.argocd else True
         values["gitops"] = GitopsTarget(

@@ -51,7 +51,7 @@ PROVIDER_CRD_DIRS: dict[str, str] = {
 }
 GITOPS_CRD_DIRS = ("argoproj-argo-cd", "fluxcd-kustomize-controller")
 # Workload CRDs inference bundles may hold: LeaderWorkerSet (multi-node vLLM), KEDA, Prometheus operator.
-WORKLOAD_CRD_DIRS = ("kubernetes-sigs-lws", "kedacore-keda")
+WORKLOAD_CRD_DIRS = ("kubernetes-sigs-lws", "kedacore-keda", "prometheus-operator-prometheus-operator")
 
 _OBJECT_META_REF = (
     "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, StrictBool, StrictStr
 
 from kaito_gen.models.base import Frozen
+from kaito_gen.models.monitoring import Monitoring
 
 TargetCloud = Literal["azure", "aws", "arc", "byo"]
 
@@ -83,6 +84,8 @@ class Target(Frozen):
     features: Features = Features()
     # Default "none": the output is byte-for-byte what it was before GitOps support.
     gitops: GitopsTarget = GitopsTarget()
+    # kaito-gen.yaml monitoring: a ServiceMonitor / PodMonitor per inference bundle (off by default).
+    monitoring: Monitoring = Monitoring()
     # kaito-gen.yaml runtime.default: the engine when a Workspace has no kaito.sh/runtime
     # annotation. None: the preset decides (transformers where our runtime supports it).
     default_engine: Engine | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 from kaito_gen.compiler.emit.common import Manifest
 from kaito_gen.compiler.emit.inference import emit_inference
+from kaito_gen.compiler.emit.monitoring import emit_monitoring
 from kaito_gen.compiler.emit.inferenceset import scale_bundle
 from kaito_gen.compiler.emit.nodepool import emit_nodepool
 from kaito_gen.compiler.emit.passthrough import passthrough
@@ -44,6 +45,7 @@ EMITTERS: tuple[Emitter, ...] = (
     emit_inference,
     emit_vllm_workload,
     emit_tuning,
+    emit_monitoring,
 )
 
 

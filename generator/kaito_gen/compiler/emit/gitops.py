@@ -45,6 +45,9 @@ APPS_DIR = f"{GITOPS_DIR}/apps"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 NODEPOOL_WAVE = "-1"
+# Scrape objects after the workloads they watch (GITOPS.md §3.5: monitoring/scaling in wave 1).
+MONITOR_WAVE = "1"
+MONITOR_KINDS = frozenset({"ServiceMonitor", "PodMonitor"})
 COMPONENT = "app.kubernetes.io/component"
 # Karpenter needs a few minutes to launch a GPU node and the GPU driver/device plugin to come
 # up before the pod can even start pulling; the pod's own startup budget comes on top.
@@ -102,6 +105,14 @@ def decorate(bundles: Sequence[Bundle], flavour: str, skip_dry_run: bool) -> tup
                 m = copy.deepcopy(m)
                 meta = m.setdefault("metadata", {})
                 meta["annotations"] = dict(sorted({**meta.get("annotations", {}), **extra}.items()))
+            elif m.get("kind") in MONITOR_KINDS and str(m.get("apiVersion", "")).startswith(
+                "monitoring.coreos.com/"
+            ):
+                m = copy.deepcopy(m)
+                meta = m.setdefault("metadata", {})
+                meta["annotations"] = dict(
+                    sorted({**meta.get("annotations", {}), SYNC_WAVE: MONITOR_WAVE}.items())
+                )
             manifests.append(m)
         out.append(Bundle(bundle.path, bundle.sources, tuple(manifests)))
     return tuple(out)
