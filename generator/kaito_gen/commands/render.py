@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from kaito_gen.commands.annotate import annotate_failures
 from kaito_gen.commands.common import (
     EXIT_CODES_HELP,
     config_options,
@@ -49,6 +50,7 @@ from kaito_gen.review.annotations import ANNOTATION_FORMATS
 @config_options
 @target_options
 @guarded
+@annotate_failures
 def render(
     sources: tuple[Path, ...],
     out: Path | None,

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from kaito_gen.commands.annotate import annotate_failures
 from kaito_gen.commands.common import (
     EXIT_CODES_HELP,
     config_options,
@@ -35,6 +36,7 @@ from kaito_gen.review.annotations import ANNOTATION_FORMATS, render_annotations
 @config_options
 @target_options
 @guarded
+@annotate_failures
 def validate(
     sources: tuple[Path, ...],
     fmt: str,

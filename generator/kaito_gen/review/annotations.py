@@ -53,8 +53,9 @@ def _message(d: Diagnostic) -> str:
 def github_commands(diags: Sequence[Diagnostic], root: Path) -> str:
     lines = []
     for d in sorted_diagnostics(diags):
-        props = [f"file={escape_property(repo_relative(d.pos.file, root))}"]
-        if d.pos.line > 0:
+        # A failure outside any file (a usage error) has no file: the annotation goes on the run.
+        props = [f"file={escape_property(repo_relative(d.pos.file, root))}"] if d.pos.file else []
+        if d.pos.file and d.pos.line > 0:
             props.append(f"line={d.pos.line}")
             if d.pos.col > 0:
                 props.append(f"col={d.pos.col}")
@@ -79,15 +80,15 @@ def sarif_log(diags: Sequence[Diagnostic], root: Path) -> dict[str, Any]:
         }
         if d.pos.line > 0:
             physical["region"] = {"startLine": d.pos.line, "startColumn": max(d.pos.col, 1)}
-        results.append(
-            {
-                "ruleId": rule,
-                "ruleIndex": index[rule],
-                "level": "error" if d.is_error else "warning",
-                "message": {"text": _message(d)},
-                "locations": [{"physicalLocation": physical}],
-            }
-        )
+        result: dict[str, Any] = {
+            "ruleId": rule,
+            "ruleIndex": index[rule],
+            "level": "error" if d.is_error else "warning",
+            "message": {"text": _message(d)},
+        }
+        if d.pos.file:
+            result["locations"] = [{"physicalLocation": physical}]
+        results.append(result)
     driver = {"name": "kaito-gen", "version": __version__, "rules": rules}
     return {
         "$schema": SARIF_SCHEMA,
