@@ -35,7 +35,8 @@ def test_training_config_schema_is_up_to_date() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == COMMITTED.read_text(), (
         "regenerate: PYTHONPATH=gpu-runtime python -m kaito_runtime.tune.export_schema "
-        "schemas/runtime/training_config.schema.json"
+        "schemas/runtime/training_config.schema.json "
+        "generator/kaito_gen/catalog/runtime_schemas/training_config.schema.json"
     )
 
 
@@ -73,7 +74,8 @@ def test_inference_config_schema_is_up_to_date() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == INFERENCE.read_text(), (
         "regenerate: PYTHONPATH=gpu-runtime python -m kaito_runtime.serve.export_schema "
-        "schemas/runtime/inference_config.schema.json"
+        "schemas/runtime/inference_config.schema.json "
+        "generator/kaito_gen/catalog/runtime_schemas/inference_config.schema.json"
     )
 
 
@@ -83,7 +85,8 @@ def test_packaged_schemas_equal_the_exported_ones() -> None:
     assert sorted(p.name for p in PACKAGED.glob("*.schema.json")) == exported
     for name in exported:
         assert (PACKAGED / name).read_bytes() == (ROOT / "schemas" / "runtime" / name).read_bytes(), (
-            f"copy schemas/runtime/{name} to {PACKAGED.relative_to(ROOT)}/"
+            f"regenerate both: the export module takes schemas/runtime/{name} and "
+            f"{PACKAGED.relative_to(ROOT)}/{name} as arguments"
         )
 
 

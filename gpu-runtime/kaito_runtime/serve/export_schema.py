@@ -1,7 +1,8 @@
 """Write what kaito-serve accepts in Kaito's ``inference_config.yaml`` as JSON Schema, for the
 compiler to check the file at compile time without importing the runtime.
 
-    python -m kaito_runtime.serve.export_schema schemas/runtime/inference_config.schema.json
+    python -m kaito_runtime.serve.export_schema schemas/runtime/inference_config.schema.json \\
+        generator/kaito_gen/catalog/runtime_schemas/inference_config.schema.json
 
 Built from the tables ``serve/settings.py`` validates with (``_INT_KEYS``, ``_FLOAT_KEYS``,
 ``COMBINATION_TYPES``, ``MAX_TEMPLATE_BYTES``), so a change there shows up as drift in
@@ -76,9 +77,9 @@ def inference_config_schema() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     text = inference_config_schema()
-    if args:
-        Path(args[0]).write_text(text, encoding="utf-8")
-    else:
+    for path in args:  # schemas/runtime/ and the compiler's packaged copy, usually both
+        Path(path).write_text(text, encoding="utf-8")
+    if not args:
         sys.stdout.write(text)
     return 0
 

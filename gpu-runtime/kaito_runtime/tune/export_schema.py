@@ -1,7 +1,8 @@
 """Write the runtime's typed tuning config (``tune/schema.py``) as JSON Schema, for the
 compiler to check ``training_config.yaml`` at compile time without importing the runtime.
 
-    python -m kaito_runtime.tune.export_schema schemas/runtime/training_config.schema.json
+    python -m kaito_runtime.tune.export_schema schemas/runtime/training_config.schema.json \\
+        generator/kaito_gen/catalog/runtime_schemas/training_config.schema.json
 
 ``tests/generator/test_runtime_schema_export.py`` regenerates it and compares it with this file and
 with the compiler's packaged copy (``generator/kaito_gen/catalog/runtime_schemas/``): drift tests.
@@ -52,9 +53,9 @@ def training_config_schema() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     text = training_config_schema()
-    if args:
-        Path(args[0]).write_text(text, encoding="utf-8")
-    else:
+    for path in args:  # schemas/runtime/ and the compiler's packaged copy, usually both
+        Path(path).write_text(text, encoding="utf-8")
+    if not args:
         sys.stdout.write(text)
     return 0
 
