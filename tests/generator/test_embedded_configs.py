@@ -344,3 +344,14 @@ def test_a_block_that_cannot_be_rebuilt_falls_back_to_its_key() -> None:
     assert [str(d.pos) for d in found] == ["ws.yaml:20:3"]
     (doc,) = parse_documents("f.yaml", "k: |\n  a\n")[0]
     assert block_map(doc, ("k",), "something else\n") is None
+
+
+@pytest.mark.parametrize("key", ["max-model-len", "max_model_len"])
+def test_the_context_check_reads_either_spelling(key: str) -> None:
+    (found,) = inference(["transformers:", f"  {key}: 999999"])
+    assert "exceeds phi-3-mini-4k-instruct's context" in found.message
+
+
+def test_a_section_of_the_wrong_type_is_reported_once() -> None:
+    found = inference(["transformers: [1, 2]"])
+    assert [shown(d) for d in found] == ["ws.yaml:23:5: transformers: must be a mapping, got [1, 2]"]

@@ -268,18 +268,25 @@ def check_training_config(
 
 
 def inference_max_model_len(parsed: Mapping[str, Any]) -> tuple[int | None, str]:
-    """``max-model-len`` from the vllm section (Kaito) or our transformers section. (value, problem)."""
+    """``max-model-len`` from the vllm section (Kaito) or our transformers section. (value, problem).
+
+    Both runtimes take ``max_model_len`` for ``max-model-len``. A value the schema already
+    refused gives ``(None, "")``: its diagnostic says what is wrong.
+    """
+    flagged = parsed.flagged if isinstance(parsed, EmbeddedMapping) else (lambda _path: False)
     for section in ("transformers", "vllm"):
         block = parsed.get(section)
-        if block is None:
+        if block is None or (flagged((section,)) and not isinstance(block, dict)):
             continue
         if not isinstance(block, dict):
             return None, f"section {section!r} must be a mapping"
-        if "max-model-len" in block:
-            if isinstance(parsed, EmbeddedMapping) and parsed.flagged((section, "max-model-len")):
-                return None, ""  # the schema's diagnostic says what is wrong
-            value = block["max-model-len"]
-            if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-                return None, f"{section}.max-model-len must be a positive integer, got {value!r}"
-            return int(value), ""
+        key = next((k for k in block if str(k).replace("_", "-") == "max-model-len"), None)
+        if key is None:
+            continue
+        if flagged((section, key)):
+            return None, ""
+        value = block[key]
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+            return None, f"{section}.{key} must be a positive integer, got {value!r}"
+        return int(value), ""
     return None, ""
