@@ -37,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "serve"
 LEVELS = (1, 4, 16, 64)
+ANCHOR_LEVELS = (1, 16)  # the Kaito anchors serve one request per thread: 64 streams would take minutes
 
 
 # --------------------------------------------------------------------------- load generator
@@ -91,9 +92,28 @@ async def _one_request(client: httpx.AsyncClient, url: str, body: dict[str, Any]
     return Sample(ttft=ttft if ttft is not None else latency, latency=latency, tokens=tokens)
 
 
-async def run_level(
-    url: str, model: str, prompt: list[int], out_len: int, concurrency: int, per_stream: int
-) -> LevelResult:
+async def _one_pipeline_request(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Sample:
+    """Kaito's seed-era `/chat`: one JSON answer, no streaming (TTFT = latency)."""
+    start = time.perf_counter()
+    r = await client.post(f"{url}/chat", json=body)
+    if r.status_code != 200 or "Result" not in r.json():
+        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]!r}")
+    latency = time.perf_counter() - start
+    return Sample(ttft=latency, latency=latency, tokens=int(body["generate_kwargs"]["max_new_tokens"]))
+
+
+def _bodies(flavor: str, model: str, prompt: list[int], text: str, out_len: int) -> tuple[Any, Any]:
+    """(request body, warm-up body) for a server flavor: kaito-serve takes token ids and
+    `min_tokens`; `transformers serve` only a string prompt (no min_tokens, no stream_options: its
+    last chunk carries `usage` anyway); the pipeline server Kaito's legacy `/chat` body."""
+    if flavor == "pipeline":
+        kw = {"max_new_tokens": out_len, "min_new_tokens": out_len, "do_sample": False}
+        body: dict[str, Any] = {"prompt": text, "generate_kwargs": kw}
+        warm = {"prompt": text, "generate_kwargs": {**kw, "max_new_tokens": 2, "min_new_tokens": 2}}
+        return body, warm
+    if flavor == "tserve":
+        body = {"model": model, "prompt": text, "max_tokens": out_len, "temperature": 0, "stream": True}
+        return body, {**body, "max_tokens": 2}
     body = {
         "model": model,
         "prompt": prompt,
@@ -103,6 +123,21 @@ async def run_level(
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    return body, {**body, "max_tokens": 2, "min_tokens": 2}
+
+
+async def run_level(
+    url: str,
+    model: str,
+    prompt: list[int],
+    out_len: int,
+    concurrency: int,
+    per_stream: int,
+    flavor: str = "kaito",
+    text: str = "",
+) -> LevelResult:
+    body, warm = _bodies(flavor, model, prompt, text, out_len)
+    one = _one_pipeline_request if flavor == "pipeline" else _one_request
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     result = LevelResult(concurrency, concurrency * per_stream, 0.0)
     async with httpx.AsyncClient(timeout=httpx.Timeout(600.0), limits=limits) as client:
@@ -110,12 +145,12 @@ async def run_level(
         async def stream_worker() -> None:
             for _ in range(per_stream):
                 try:
-                    result.samples.append(await _one_request(client, url, body))
+                    result.samples.append(await one(client, url, body))
                 except (httpx.HTTPError, RuntimeError) as exc:
                     result.errors += 1
                     print(f"  request failed: {exc}", file=sys.stderr)
 
-        await _one_request(client, url, {**body, "max_tokens": 2, "min_tokens": 2})  # warm-up
+        await one(client, url, warm)  # warm-up
         start = time.perf_counter()
         await asyncio.gather(*(stream_worker() for _ in range(concurrency)))
         result.wall = time.perf_counter() - start
@@ -169,27 +204,44 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, model_dir: Path, extra: list[str], log: Path) -> None:
+    """kaito-serve (or, with `anchor`, one of the Kaito anchors) as a subprocess on 127.0.0.1."""
+
+    def __init__(
+        self, model_dir: Path, extra: list[str], log: Path, anchor: str = "", threads: int = 0
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        script = Path(sys.executable).parent / "kaito-serve"
-        cmd = [str(script)] if script.exists() else [sys.executable, "-m", "kaito_runtime.serve.cli"]
-        cmd += ["--model", str(model_dir), "--served-model-name", "bench", "--host", "127.0.0.1",
-                "--port", str(self.port), "--dtype", "float32", *extra]  # fmt: skip
+        env = dict(os.environ)
+        if anchor == "pipeline":
+            cmd = [sys.executable, str(Path(__file__).with_name("kaito_pipeline_server.py")),
+                   "--model", str(model_dir), "--port", str(self.port)]  # fmt: skip
+        elif anchor == "tserve":
+            cmd = [str(Path(sys.executable).parent / "transformers"), "serve", str(model_dir),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
+                   "--dtype", "float32"]  # fmt: skip
+        else:
+            script = Path(sys.executable).parent / "kaito-serve"
+            cmd = [str(script)] if script.exists() else [sys.executable, "-m", "kaito_runtime.serve.cli"]
+            cmd += ["--model", str(model_dir), "--served-model-name", "bench", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--dtype", "float32", *extra]  # fmt: skip
+        if anchor and threads:
+            # The anchors get kaito-serve's torch thread count (its CPU rule), not torch's default,
+            # which stalls on a busy host (see the notes): a like-for-like, conservative comparison.
+            env["OMP_NUM_THREADS"] = str(threads)
         self.log = log
         with log.open("wb") as fh:
-            self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"kaito-serve exited: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise TimeoutError("kaito-serve did not become ready")
+        raise TimeoutError(f"{cmd[0]} did not become ready")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -349,16 +401,55 @@ def measure(prompt_len: int, output_len: int, levels: tuple[int, ...], rounds: i
         "off": {str(c): [] for c in levels},
         "bare": [],
         "bare_default_threads": [],
+        "anchor_levels": [c for c in ANCHOR_LEVELS if c in levels],
+        "pipeline": {str(c): [] for c in ANCHOR_LEVELS if c in levels},
+        "tserve": {str(c): [] for c in ANCHOR_LEVELS if c in levels},
     }
+    from transformers import AutoTokenizer
+
+    # One prompt for every server: words added while the text stays within `prompt_len` tokens;
+    # kaito-serve gets its token ids, the anchors (string prompts only) the text itself.
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    words = [
+        "the",
+        "kaito",
+        "gpu",
+        "model",
+        "adapter",
+        "token",
+        "server",
+        "request",
+        "batch",
+        "queue",
+        "stream",
+        "cluster",
+        "node",
+    ]
+    text = words[0]
+    for i in range(1, 10 * prompt_len):
+        longer = f"{text} {words[i % len(words)]}"
+        if len(tok(longer, add_special_tokens=False)["input_ids"]) > prompt_len:
+            break
+        text = longer
+    prompt = tok(text, add_special_tokens=False)["input_ids"]
+    run["prompt_len"] = run["anchor_prompt_tokens"] = len(prompt)
     bare_model = load_bare(model_dir)
     on = Server(model_dir, ["--max-batch-size", "64", "--max-queue", "256"], work / "on.log")
     off = Server(model_dir, ["--max-batch-size", "1", "--max-queue", "256"], work / "off.log")
+    pipe = Server(model_dir, [], work / "pipeline.log", anchor="pipeline", threads=server_threads)
+    tserve = Server(model_dir, [], work / "tserve.log", anchor="tserve", threads=server_threads)
+    servers = (("on", on, "kaito", "bench"), ("off", off, "kaito", "bench"),
+               ("pipeline", pipe, "pipeline", ""), ("tserve", tserve, "tserve", str(model_dir)))  # fmt: skip
     try:
         for r in range(rounds):
             for c in levels:
-                for mode, srv in (("on", on), ("off", off)):
-                    res = asyncio.run(run_level(srv.url, "bench", prompt, output_len, c, 2 if c == 1 else 1))
-                    _print(f"round {r + 1} batching {mode}", res)
+                for mode, srv, flavor, name in servers:
+                    if flavor != "kaito" and c not in ANCHOR_LEVELS:
+                        continue
+                    res = asyncio.run(
+                        run_level(srv.url, name, prompt, output_len, c, 2 if c == 1 else 1, flavor, text)
+                    )
+                    _print(f"round {r + 1} {mode}", res)
                     run[mode][str(c)].append(_level_json(res))
                 if c == 1:
                     run["bare"].append(bare_generate(bare_model, prompt, output_len, 2, server_threads))
@@ -371,8 +462,8 @@ def measure(prompt_len: int, output_len: int, levels: tuple[int, ...], rounds: i
                         flush=True,
                     )
     finally:
-        on.stop()
-        off.stop()
+        for _, srv, _, _ in servers:
+            srv.stop()
     torch.set_num_threads(server_threads)
     run["cb"] = transformers_cb_probe(model_dir, prompt, output_len, 16)
     print(f"[transformers CB probe] {run['cb']}", flush=True)
@@ -413,7 +504,8 @@ def render(run: dict[str, Any]) -> str:
     report = [
         "## serve: kaito-serve throughput (CPU)",
         "",
-        "Generated by `python gpu-runtime/bench/serve_bench.py --write BENCHMARKS.md` (`make bench-serve`), "
+        f"Generated by `python gpu-runtime/bench/serve_bench.py{_flags(run)} --write BENCHMARKS.md` "
+        "(`make bench-serve` runs the default levels 1,4,16,64), "
         f"{time.strftime('%Y-%m-%d', time.gmtime(run['started']))}, {run['duration']:.0f} s. "
         f"Machine: {run['machine']}; load average after the run {run['load_after']:.2f}. "
         "**This machine is shared with other jobs and was busy throughout, so absolute figures are noisy.** "
@@ -424,7 +516,7 @@ def render(run: dict[str, Any]) -> str:
         f"parameters), float32. Every request: a {run['prompt_len']}-token prompt and exactly "
         f"{run['output_len']} generated tokens (greedy, `min_tokens` = `max_tokens`), streamed over HTTP from "
         "`/v1/completions`; TTFT is measured at the client, up to the first text chunk. The single-stream level "
-        "sends 2 requests, the others 1 request per stream. Both servers run side by side (an idle one costs "
+        "sends 2 requests, the others 1 request per stream. All servers run side by side (an idle one costs "
         f"nothing) and every configuration is measured once per round, interleaved, {run['rounds']} rounds; "
         "tables show each configuration's best round (outside load only ever slows a run down) and the median. "
         f"kaito-serve used {run['server_threads']} torch thread(s) (its CPU rule: all cores but one); the bare "
@@ -438,6 +530,7 @@ def render(run: dict[str, Any]) -> str:
         f"| single-stream tokens/s ≥ 90 % of a bare `model.generate` loop | {single * 100:.0f} % | "
         f"{statistics.median(r1) * 100:.0f} % ({min(r1) * 100:.0f}–{max(r1) * 100:.0f} %) | "
         f"{verdict(single >= 0.9 and statistics.median(r1) >= 0.9)} |",
+        *_anchor_targets(run, verdict),
         "",
         "### Batching on (`--max-batch-size 64`)",
         "",
@@ -447,6 +540,7 @@ def render(run: dict[str, Any]) -> str:
         "",
         *_table(best_off, med_off),
         "",
+        *_anchor_tables(run),
         "### Baselines in the same run",
         "",
         f"- Bare `model.generate` loop, one request at a time, same prompt and output length, "
@@ -460,6 +554,64 @@ def render(run: dict[str, Any]) -> str:
     ]
     notes = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
     return "\n".join(report) + ("\n" + notes if notes else "")
+
+
+ANCHOR_NAMES = {
+    "pipeline": 'Kaito seed-era style: `pipeline("text-generation")` per request behind FastAPI `/chat`',
+    "tserve": "`transformers serve` (what Kaito v0.12 wraps)",
+}
+# (anchor, streams, minimum ratio of kaito-serve's tokens/s to the anchor's)
+ANCHOR_TARGETS = (("pipeline", 1, 1.2), ("tserve", 1, 1.2), ("pipeline", 16, 20.0), ("tserve", 16, 5.0))
+
+
+def _paired(run: dict[str, Any], anchor: str, c: int) -> list[float]:
+    """kaito-serve (batching on) / anchor, per round: both ran back to back under the same load."""
+    return [
+        _level_from_json(a).tokens_per_s / max(_level_from_json(b).tokens_per_s, 1e-9)
+        for a, b in zip(run["on"][str(c)], run[anchor][str(c)], strict=True)
+    ]
+
+
+def _flags(run: dict[str, Any]) -> str:
+    levels = ",".join(run["on"])
+    return "" if levels == ",".join(map(str, LEVELS)) else f" --levels {levels}"
+
+
+def _anchor_targets(run: dict[str, Any], verdict: Any) -> list[str]:
+    rows = []
+    for anchor, c, goal in ANCHOR_TARGETS:
+        if str(c) not in run.get(anchor, {}):
+            continue
+        ratios = _paired(run, anchor, c)
+        best = _best(run["on"][str(c)]).tokens_per_s / _best(run[anchor][str(c)]).tokens_per_s
+        what = "single-stream" if c == 1 else f"aggregate at {c} streams"
+        name = "the pipeline-per-request server" if anchor == "pipeline" else "`transformers serve`"
+        rows.append(
+            f"| {what} tokens/s ≥ {goal:g}× {name}, in every round | {best:.2f}× | "
+            f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) | "
+            f"{verdict(min(ratios) >= goal)} |"
+        )
+    return rows
+
+
+def _anchor_tables(run: dict[str, Any]) -> list[str]:
+    if not run.get("anchor_levels"):
+        return []
+    lines = [
+        "### Kaito anchors in the same run (streams 1 and 16, interleaved with the rows above)",
+        "",
+        f"Both anchors get the same prompt as text ({run.get('anchor_prompt_tokens', '?')} tokens) and run with kaito-serve's torch thread count. The pipeline server "
+        "answers `/chat` with one JSON body (TTFT = latency; "
+        f"{run['output_len']} tokens forced with `min_new_tokens`); "
+        "`transformers serve` streams `/v1/completions` and has no `min_tokens`, so its tokens are the "
+        "`usage` it reports.",
+        "",
+    ]
+    for anchor in ("pipeline", "tserve"):
+        rows = [_best(run[anchor][str(c)]) for c in run["anchor_levels"]]
+        med = {c: _median_tps(run[anchor][str(c)]) for c in run["anchor_levels"]}
+        lines += [f"{ANCHOR_NAMES[anchor]}:", "", *_table(rows, med), ""]
+    return lines
 
 
 def main() -> int:
