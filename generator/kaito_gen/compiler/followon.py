@@ -28,7 +28,11 @@ def drop_follow_on(inputs: Inputs, validated: Validated, diags: Iterable[Diagnos
     named: set[tuple[str, str]] = set()
     for doc in inputs.docs:
         data = doc.data
-        if doc.file in failed_files and isinstance(data, dict) and data.get("kind") == "Workspace":
+        if (
+            doc.file in failed_files
+            and isinstance(data, dict)
+            and data.get("kind") in ("Workspace", "InferenceSet")
+        ):
             meta = data.get("metadata")
             ns = meta.get("namespace") if isinstance(meta, dict) else None
             namespace = ns if isinstance(ns, str) else ""

@@ -58,6 +58,9 @@ def bundle_files(bundle: Bundle) -> dict[str, str]:
 PREREQUISITES: dict[str, str] = {
     "LeaderWorkerSet": "the LeaderWorkerSet controller (kubernetes-sigs/lws, leaderworkerset.x-k8s.io/v1): "
     "it runs a multi-node model as one group of pods and restarts the group when a host fails",
+    "ScaledObject": "KEDA (keda.sh/v1alpha1) and the metrics source its trigger names (Prometheus scraping the "
+    "vLLM pods' /metrics, or Kaito's keda-kaito-scaler): KEDA owns the workload's replica count, so the "
+    "workload leaves spec.replicas out and Argo CD / Flux do not reset it",
 }
 
 
