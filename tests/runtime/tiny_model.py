@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 
@@ -65,10 +65,12 @@ def build_tiny_model(
     vocab: int = 1024,
     seed: int = 0,
     max_position_embeddings: int = 512,
+    extra_config: dict[str, Any] | None = None,
 ) -> Path:
     """Write a random-weight model + tokenizer to `dest` and return `dest`.
 
-    Imports torch/transformers lazily so that importing this module is free.
+    Imports torch/transformers lazily so that importing this module is free. ``extra_config``
+    overrides config fields (e.g. Phi-4-mini's ``partial_rotary_factor`` and tied embeddings).
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -126,6 +128,7 @@ def build_tiny_model(
         "bos_token_id": bos_id,
         "eos_token_id": eos_id,
         "tie_word_embeddings": False,
+        **(extra_config or {}),
     }
     torch.manual_seed(seed)
     model: torch.nn.Module

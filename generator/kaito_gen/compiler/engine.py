@@ -1,8 +1,8 @@
 """Which engine serves a Workspace, and Kaito's per-engine admission rules (KAITO.md §1.6, §1.7).
 
 Precedence: the ``kaito.sh/runtime`` annotation > ``runtime.default`` in kaito-gen.yaml >
-the preset (transformers where kaito-gen's transformers runtime supports the model and it fits
-one node, else vLLM).
+the preset's ``defaultEngine`` > transformers where kaito-gen's transformers runtime supports the
+model and it fits one node, else vLLM.
 Kaito v0.12 defaults to vLLM for everything; kaito-gen keeps its transformers runtime as the
 preset default where it can serve the model, because adapter strength and the seeds' /chat
 contract need it, and says so in ``explain``.
@@ -32,6 +32,14 @@ def choose_engine(
         return target.default_engine, f"runtime.default: {target.default_engine} in kaito-gen.yaml"
     if model is None:
         return "transformers", "template workspace: the user's own pod serves the model"
+    if model.default_engine is not None:
+        other = "transformers" if model.default_engine == "vllm" else "vllm"
+        also = (
+            f" (annotate {RUNTIME_ANNOTATION}: {other} for {other})"
+            if other in model.supported_engines
+            else ""
+        )
+        return model.default_engine, f"preset default: {model.engines_reason or model.default_engine}{also}"
     if model.runtime.transformers and not fits_one_node:
         return (
             "vllm",

@@ -37,7 +37,8 @@ class ModelPreset(Frozen):
     ``--require-pinned`` makes it an error). Use ``pinned_revision`` to pass it to an engine.
     ``engines``: the serving engines this model may run on (``vllm``, ``transformers``), with
     ``engines_reason`` saying why; when omitted it is vLLM plus transformers iff
-    ``runtime.transformers``. The per-model vLLM flags (parsers, chat template, load format,
+    ``runtime.transformers``. ``default_engine``: the engine when a Workspace names none (None:
+    transformers where supported, else vLLM). The per-model vLLM flags (parsers, chat template, load format,
     extras) are derived from name/family/quantization by ``catalog/vllmparams.py``.
     """
 
@@ -58,11 +59,15 @@ class ModelPreset(Frozen):
     tuning: ModelTuning | None = None
     engines: tuple[Engine, ...] | None = Field(default=None, min_length=1)
     engines_reason: StrictStr | None = None
+    # The engine a Workspace without kaito.sh/runtime gets; None: transformers where supported.
+    default_engine: Engine | None = None
 
     @model_validator(mode="after")
     def _engines_agree(self) -> ModelPreset:
         if self.engines is not None and ("transformers" in self.engines) != self.runtime.transformers:
             raise ValueError("engines lists transformers exactly when runtime.transformers is true")
+        if self.default_engine is not None and self.default_engine not in self.supported_engines:
+            raise ValueError(f"defaultEngine {self.default_engine} is not among the supported engines")
         return self
 
     @property
