@@ -39,10 +39,12 @@ def hub(tmp_path: Path) -> Iterator[HubStub]:
 
 
 def cli(
-    hub: HubStub, tmp_path: Path, *args: str, token: str | None = None
+    hub: HubStub, tmp_path: Path, *args: str, token: str | None = None, env_endpoint: bool = True
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+    env["HF_HOME"] = str(tmp_path / "hf-home")  # no user cache or token; telemetry settings as shipped
+    if env_endpoint:
+        env["HF_ENDPOINT"] = hub.url
     if token:
         env["HF_TOKEN"] = token
     return subprocess.run(
@@ -92,8 +94,20 @@ def test_add_to_the_shipped_table_keeps_every_comment_and_row(hub: HubStub, tmp_
     path = tmp_path / "models.yaml"
     original = (REPO / "presets" / "models.yaml").read_text(encoding="utf-8")
     path.write_text(original, encoding="utf-8")
-    result = cli(hub, tmp_path, "add", "mistralai/Mistral-Tiny-2507", "--file", str(path))
+    endpoint = ("--endpoint", hub.url)  # the option instead of HF_ENDPOINT
+    result = cli(
+        hub,
+        tmp_path,
+        "add",
+        "mistralai/Mistral-Tiny-2507",
+        "--file",
+        str(path),
+        *endpoint,
+        env_endpoint=False,
+    )
     assert result.returncode == 0, result.stderr
+    # huggingface_hub's own side request (agent registry) went to the chosen Hub too, not huggingface.co.
+    assert "/api/agent-harnesses" in {r.path for r in hub.requests}
     assert "(Mistral format)" in result.stdout
     text = path.read_text(encoding="utf-8")
     assert text.startswith(original)  # the shipped table is not sorted by name: the row goes last

@@ -10,6 +10,7 @@ Every failure becomes a ``HubError`` with a hint, never a traceback; the token i
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +48,14 @@ class Hub:
     """A huggingface_hub client for one endpoint and token."""
 
     def __init__(self, endpoint: str | None, token: str | None) -> None:
+        self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        # huggingface_hub reads HF_ENDPOINT once, at import, for its own side requests (the agent
+        # registry in the User-Agent); set it first so no request goes to a Hub the user did not choose.
+        os.environ["HF_ENDPOINT"] = self.endpoint
         from huggingface_hub import HfApi
         from huggingface_hub.utils.tqdm import disable_progress_bars
 
         disable_progress_bars()
-        self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.token = token or None
         self.api = HfApi(endpoint=self.endpoint, token=self.token)
 
