@@ -126,6 +126,12 @@ RULES += [
         "must be a positive number",
     ),
     (
+        "max-too-large",
+        {"annotations": {**KEDA, "scaledobject.kaito.sh/max-replicas": "99999999999"}},
+        "metadata.annotations.scaledobject.kaito.sh/max-replicas",
+        "integer from 1 to 1000",
+    ),
+    (
         "max-below-min",
         {"annotations": {**KEDA, "scaledobject.kaito.sh/max-replicas": "1"}},
         "metadata.annotations.scaledobject.kaito.sh/max-replicas",

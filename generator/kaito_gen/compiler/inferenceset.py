@@ -31,6 +31,7 @@ THRESHOLD = SCALER_PREFIX + "threshold"
 METRIC_NAME = SCALER_PREFIX + "metricName"
 SCALER_ANNOTATIONS = (AUTO_PROVISION, MAX_REPLICAS, THRESHOLD, METRIC_NAME)
 DEFAULT_METRIC = "vllm:num_requests_waiting"  # keda-kaito-scaler's default
+MAX_SCALE = 1000  # max-replicas bound: KEDA's maxReplicaCount is an int32; GPU sets stay far below this
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 NUMBER_RE = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)$")
 GO_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
@@ -314,8 +315,8 @@ def _annotations(doc: SourceDoc, iset: InferenceSet) -> list[Diagnostic]:
     elif not NUMBER_RE.match(threshold) or float(threshold) <= 0:
         report(THRESHOLD, f"threshold {threshold!r} must be a positive number", 'e.g. "10"')
     maximum = ann.get(MAX_REPLICAS)
-    if maximum is not None and (not maximum.isdigit() or int(maximum) < 1):
-        report(MAX_REPLICAS, f"max-replicas {maximum!r} must be a positive integer", 'e.g. "5"')
+    if maximum is not None and (not maximum.isdigit() or not 1 <= int(maximum) <= MAX_SCALE):
+        report(MAX_REPLICAS, f"max-replicas {maximum!r} must be an integer from 1 to {MAX_SCALE}", 'e.g. "5"')
     elif maximum is not None and int(maximum) < iset.replicas:
         report(
             MAX_REPLICAS,
