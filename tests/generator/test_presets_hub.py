@@ -136,8 +136,15 @@ def test_gated_repo_needs_the_licence_and_a_token(hub: HubStub, tmp_path: Path) 
     assert "Traceback" not in refused.stderr and path.read_bytes() == before
     wrong = cli(hub, tmp_path, "add", "acme/Gated-Llama-3B", "--file", str(path), token="hf_wrong_987")
     assert wrong.returncode == 2 and "is gated" in wrong.stderr and "hf_wrong_987" not in wrong.stderr
-    granted = cli(hub, tmp_path, "add", "acme/Gated-Llama-3B", "--file", str(path), token=GRANTED)
+    own = tmp_path / "team" / "models.yaml"  # a table that does not exist yet is created
+    granted = cli(hub, tmp_path, "add", "acme/Gated-Llama-3B", "--file", str(own), token=GRANTED)
     assert granted.returncode == 0, granted.stderr
+    assert f"created {own}: render with `--presets {own.parent}` to use it" in granted.stdout
+    from kaito_gen.compiler.load import load_presets
+
+    row = load_presets([own.parent]).find_model("acme/gated-llama-3b")  # the table loads with --presets
+    assert row is not None and row.revision == sha("gated main") and row.download_auth_required
+    path = own
     assert GRANTED not in granted.stdout + granted.stderr
     assert "downloadAuthRequired: true" in path.read_text(encoding="utf-8")
     assert f"Bearer {GRANTED}" in {r.authorization for r in hub.requests}

@@ -176,6 +176,8 @@ def add_preset(model: str, table: Path, endpoint: str | None, token: str | None)
         f"{row['kvBytesPerToken']} B/token, quantization {row['quantization'] or '-'}"
         + ("; gated: Workspaces need presetOptions.modelAccessSecret" if snap.gated else "")
     )
+    if text is None:
+        click.echo(f"created {where}: render with `--presets {table.parent}` to use it")
 
 
 @presets.command("pin")
