@@ -93,7 +93,7 @@ FAMILIES = [
     ("qwen3.5-9b", "qwen3_5", {NO_LMCACHE, GDN}, "0"),
     ("qwen3.6-27b", "qwen3_5", {NO_LMCACHE, GDN}, "0"),
     ("qwen3.8-27b", "qwen3_5", {NO_LMCACHE, GDN}, "0"),
-    ("qwen3.5-122b-a10b-gptq-int4", "qwen3_5", {NO_LMCACHE, GDN}, "0"),
+    ("qwen3.5-122b-a10b-gptq-int4", "qwen3_5_moe", {NO_LMCACHE, GDN}, "0"),
     ("minimax-m2.7", "minimax_m2", {EP}, "0"),
     ("mistral-small-4-119b-2603", "mistral3", set(), "0"),
     ("deepseek-v4-flash-0731", "deepseek_v4", {NO_LMCACHE, FP8_KV}, "1"),
@@ -101,7 +101,7 @@ FAMILIES = [
     ("deepseek-v3.2", "deepseek_v32", {NO_LMCACHE, AUTOTUNE}, "1"),
     ("glm-5.2-fp8", "glm_moe_dsa", {FP8_KV}, "1"),
     ("deepseek-r1-0528", "deepseek_v3", set(), "0"),
-    ("kimi-k2.5", "kimi_k2", set(), "0"),
+    ("kimi-k2.5", "kimi_k25", set(), "0"),
     ("granite-4.1-8b", "granite", set(), "0"),
 ]
 

@@ -43,7 +43,7 @@ _BY_PREFIX: tuple[tuple[str, str | None, str | None, str | None], ...] = (
 # Hybrid-KV architectures, GPT-OSS and DeepSeek's sparse-attention (V3.2, V4) models: Kaito turns
 # the LMCache CPU offload off for them (KAITO.md §2.3 "no-LMCache").
 _NO_LMCACHE_FAMILIES = frozenset(
-    {"gpt_oss", "gemma4", "qwen3_5", "qwen3_next", "nemotron_h", "deepseek_v4", "deepseek_v32"}
+    {"gpt_oss", "gemma4", "qwen3_5", "qwen3_5_moe", "qwen3_next", "nemotron_h", "deepseek_v4", "deepseek_v32"}
 )
 # DeepSeek-V4 / V3.2 and GLM's DSA MoE run their FP8 GEMMs on DeepGEMM: Kaito sets
 # VLLM_USE_DEEP_GEMM=1 for them (0 for every other model; KAITO.md §5.4). Kaito also installs a
