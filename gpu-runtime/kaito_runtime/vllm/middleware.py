@@ -121,6 +121,21 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def _json_payload(body: bytes) -> Any:
+    """The /chat body as JSON, or a 400 (as kaito-serve answers): never an exception out of the middleware,
+    which uvicorn would turn into a 500 (deep nesting raises RecursionError, not a ValueError)."""
+    if not body.strip():
+        raise bad("Request body is empty; send a JSON object.")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise bad("Request body is not UTF-8 encoded JSON.") from None
+    except ValueError as exc:
+        raise bad(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad("Request body is nested too deeply.") from None
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
@@ -194,10 +209,7 @@ class KaitoMiddleware:
 
     async def _chat(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         try:
-            try:
-                payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise bad(f"The request body is not valid JSON: {exc}") from None
+            payload = _json_payload(body)
             result = await self._legacy_chat(scope, payload, receive)
         except APIError as exc:
             await _respond(send, exc.status, _error_body(exc), exc.headers)
