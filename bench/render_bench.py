@@ -66,6 +66,8 @@ def workspace(i: int) -> str:
         f"apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata:\n  name: ws-{i}\n  namespace: {ns}\n"
         f"resource:\n  instanceType: Standard_NC24ads_A100_v4\n  labelSelector:\n    matchLabels:\n      apps: ws-{i}\n"
     )
+    if i % 4 == 0:
+        return vllm_input(i, ns)
     kind = i % 3
     if kind == 0:
         return head + f"inference:\n  preset:\n    name: {model}\n"
@@ -79,6 +81,34 @@ def workspace(i: int) -> str:
         "tuning:\n  preset:\n    name: phi-3-mini-128k-instruct\n  method: qlora\n"
         f"  input:\n    urls:\n      - https://data.example.com/sets/{i}.parquet\n"
         f"  output:\n    image: registry.example.com/tuned/ws-{i}:0.1.0\n    imagePushSecret: push\n"
+    )
+
+
+def vllm_input(i: int, ns: str) -> str:
+    """A quarter of the inputs run on vLLM (issue 9): a vLLM-only preset on one node; every fifth of
+    them llama-3.3-70b-instruct on three nodes (a LeaderWorkerSet); every third a KEDA-autoscaled
+    InferenceSet."""
+    selector = f"  labelSelector:\n    matchLabels:\n      apps: ws-{i}\n"
+    if i % 20 == 0:
+        return (
+            f"apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata:\n  name: ws-{i}\n  namespace: {ns}\n"
+            "  annotations:\n    kaito.sh/runtime: vllm\n"
+            f"resource:\n  instanceType: Standard_NC24ads_A100_v4\n{selector}"
+            "inference:\n  preset:\n    name: llama-3.3-70b-instruct\n    presetOptions:\n      modelAccessSecret: hf\n"
+        )
+    if i % 12 == 4:
+        return (
+            f"apiVersion: kaito.sh/v1beta1\nkind: InferenceSet\nmetadata:\n  name: ws-{i}\n  namespace: {ns}\n"
+            '  annotations:\n    scaledobject.kaito.sh/auto-provision: "true"\n'
+            '    scaledobject.kaito.sh/threshold: "10"\n    scaledobject.kaito.sh/max-replicas: "4"\n'
+            f"spec:\n  replicas: 1\n  nodeCountLimit: 4\n{selector}"
+            "  template:\n    resource:\n      instanceType: Standard_NC24ads_A100_v4\n"
+            "    inference:\n      preset:\n        name: phi-4-mini-instruct\n"
+        )
+    return (
+        f"apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata:\n  name: ws-{i}\n  namespace: {ns}\n"
+        f"resource:\n  instanceType: Standard_NC24ads_A100_v4\n{selector}"
+        "inference:\n  preset:\n    name: phi-4-mini-instruct\n"
     )
 
 
@@ -184,8 +214,10 @@ def main() -> None:
         body = (
             "## Render (kaito-gen render, whole cold process)\n\n"
             f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
-            f"{platform.machine()}. Best of {args.repeat} runs each; inputs are generated Workspaces (1/3 plain "
-            "inference, 1/3 inference with two image adapters, 1/3 QLoRA tuning), 10 per file. The floor is a bare "
+            f"{platform.machine()}. Best of {args.repeat} runs each; inputs are generated Workspaces, 10 per file: "
+            "1/4 vLLM (phi-4-mini-instruct on one node; 1 in 5 of them llama-3.3-70b-instruct on three nodes as a "
+            "LeaderWorkerSet; 1 in 3 a KEDA-autoscaled InferenceSet), the rest in thirds plain transformers "
+            "inference, inference with two image adapters, QLoRA tuning. The floor is a bare "
             "Python process that parses the same inputs with PyYAML's C loader and writes the same output documents "
             "to the same files with PyYAML's C dumper. Targets: 1,000 Workspaces within 1.5x the floor and under 3 s; "
             "10,000 at most 11x the 1,000 time; peak RSS under 500 MB at 10,000. "
