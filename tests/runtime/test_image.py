@@ -82,6 +82,8 @@ def test_cuda_base_non_root_no_weights() -> None:
     assert args["FROM"] == ["${CUDA_IMAGE}"]
     user = args["USER"][-1]
     assert user.split(":")[0] not in ("root", "0")
+    # A high UID (checkov CKV_K8S_40), the one the compiler's securityContext runs both images as.
+    assert user == "65532:65532"
     assert any("torch==" in a and "--index-url" in a for a in args["RUN"])
     text = DOCKERFILE.read_text().lower()
     for weights in (".safetensors", ".bin", "snapshot_download", "huggingface-cli", "hf download", "git lfs"):

@@ -117,6 +117,12 @@ def target_options(func: F) -> F:
             default=False,
             help="Refuse models whose preset row has `revision: unpinned`.",
         ),
+        click.option(
+            "--require-digests",
+            is_flag=True,
+            default=False,
+            help="Refuse container images not pinned by @sha256 digest.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -132,6 +138,7 @@ def build_target(
     allow_secrets: bool,
     weights_storage_class: str | None,
     require_pinned: bool = False,
+    require_digests: bool = False,
     base: Target | None = None,
 ) -> Target:
     values: dict[str, Any] = (base or Target()).model_dump()
@@ -156,6 +163,8 @@ def build_target(
         values["weights_storage_class"] = weights_storage_class
     if require_pinned:
         values["require_pinned"] = True
+    if require_digests:
+        values["require_digests"] = True
     return Target.model_validate(values)
 
 

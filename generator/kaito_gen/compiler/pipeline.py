@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kaito_gen.catalog.presets import PresetCatalog
+from kaito_gen.compiler.digests import check_digests
 from kaito_gen.compiler.emit.bundle import Bundle, emit_iter
 from kaito_gen.compiler.emit.common import Manifest
 from kaito_gen.compiler.emit.gitops import GitopsSettings, decorate, gitops_files
@@ -51,7 +52,8 @@ def compile_inputs(
     the files are rendered, once."""
     validated = validate(inputs, target)
     resolved = check_sets(resolve(validated, catalog, target), target)  # InferenceSet scaling
-    diagnostics = tuple(sorted_diagnostics(drop_follow_on(inputs, validated, resolved.diagnostics)))
+    found = (*resolved.diagnostics, *check_digests(resolved.workspaces, target))
+    diagnostics = tuple(sorted_diagnostics(drop_follow_on(inputs, validated, found)))
     if any(d.is_error for d in diagnostics):
         return Compiled(resolved, None, (), {}, diagnostics)
     the_plan = plan(resolved, target)

@@ -106,6 +106,10 @@ class GpuSku(Frozen):
     gpu_memory_gib: Decimal = Field(alias="gpuMemoryGiB", gt=0)
     compute_capability: StrictStr | None = Field(default=None, pattern=r"^\d+\.\d+$")
     nvme: StrictBool
+    # The node's published vCPUs and memory (GiB); kaito_gen.catalog.allocatable derives what the
+    # kubelet leaves to pods from them. None (user tables): no CPU/memory limits can be derived.
+    node_cpus: StrictInt | None = Field(default=None, gt=0, le=4096)
+    node_memory_gib: Decimal | None = Field(default=None, alias="nodeMemoryGiB", gt=0, le=65536)
     price_per_hour: Decimal | None = Field(default=None, ge=0)
     # Where the row comes from when not Kaito HEAD (e.g. "seed-era: ... (V100, Volta)").
     generation: StrictStr | None = None

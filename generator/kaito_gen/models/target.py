@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from kaito_gen.models.base import Frozen
 from kaito_gen.models.monitoring import Monitoring
@@ -54,6 +54,59 @@ class Autoscaling(Frozen):
     kaito_scaler_address: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9.\-]+:[0-9]{1,5}$")
 
 
+CIDR = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+LABEL_MAP = dict[StrictStr, StrictStr]
+
+
+class NetworkPeer(Frozen):
+    """One NetworkPolicy peer: an address block, or pods (and/or namespaces) by label."""
+
+    cidr: StrictStr | None = Field(default=None, pattern=CIDR)
+    # Addresses inside `cidr` that stay closed (e.g. the cloud metadata endpoint).
+    except_: tuple[StrictStr, ...] = Field(default=(), alias="except", max_length=64)
+    namespace_labels: LABEL_MAP | None = None  # {} = every namespace
+    pod_labels: LABEL_MAP | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPeer:
+        if (self.cidr is None) == (self.namespace_labels is None and self.pod_labels is None):
+            raise ValueError("a peer is either `cidr` (with optional `except`) or namespaceLabels/podLabels")
+        if self.except_ and self.cidr is None:
+            raise ValueError("`except` needs `cidr`")
+        return self
+
+
+class NetworkPort(Frozen):
+    port: StrictInt = Field(ge=1, le=65535)
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+
+
+class EgressRule(Frozen):
+    """Where pods may connect: `to` these peers (empty: anywhere) on these ports (empty: any)."""
+
+    to: tuple[NetworkPeer, ...] = Field(default=(), max_length=64)
+    ports: tuple[NetworkPort, ...] = Field(default=(), max_length=64)
+
+
+# Default egress: HTTPS anywhere (the model hub, the container registry, dataset hosts); their
+# addresses are not known in advance, so the rule is by port. Tighten it with `egress` in
+# kaito-gen.yaml (e.g. the registry's and a hub mirror's CIDRs).
+DEFAULT_EGRESS = (EgressRule(to=(NetworkPeer(cidr="0.0.0.0/0"),), ports=(NetworkPort(port=443),)),)
+
+
+class NetworkPolicySettings(Frozen):
+    """kaito-gen.yaml ``networkPolicy``: the NetworkPolicy each bundle gets (compiler/emit/networkpolicy.py)."""
+
+    enabled: StrictBool = True
+    # Who besides the bundle's own namespace may reach the inference port (e.g. an ingress
+    # controller's namespace: {namespaceLabels: {kubernetes.io/metadata.name: ingress-nginx}}).
+    ingress_from: tuple[NetworkPeer, ...] = Field(default=(), max_length=64)
+    # Cluster DNS: pods with these labels in the namespace with these labels, port 53 UDP and TCP.
+    dns_namespace_labels: LABEL_MAP = Field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    dns_pod_labels: LABEL_MAP = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    egress: tuple[EgressRule, ...] = Field(default=DEFAULT_EGRESS, max_length=64)
+
+
 GitopsFlavour = Literal["argocd", "flux", "none"]
 Engine = Literal["vllm", "transformers"]
 
@@ -81,6 +134,8 @@ class Target(Frozen):
     allow_secrets: StrictBool = False
     # A catalog model with `revision: unpinned` is an error instead of a warning.
     require_pinned: StrictBool = False
+    # Every container image must be pinned by digest (kaito-gen.yaml requireDigests, --require-digests).
+    require_digests: StrictBool = False
     features: Features = Features()
     # Default "none": the output is byte-for-byte what it was before GitOps support.
     gitops: GitopsTarget = GitopsTarget()
@@ -92,6 +147,7 @@ class Target(Frozen):
     # Full image references per engine (digest-pinnable); None: <registry>/<name>:<runtime_tag>.
     vllm_image: StrictStr | None = None
     transformers_image: StrictStr | None = None
+    network_policy: NetworkPolicySettings = NetworkPolicySettings()
     # KEDA autoscaling of InferenceSets (kaito-gen.yaml `autoscaling`).
     autoscaling: Autoscaling = Autoscaling()
 

@@ -5,7 +5,8 @@
         [--compat-peft 0.11]
 
 stdout: JSON lines (start, resume, progress, eval, checkpoint, warning, done); stderr: `kaito-tune: ...`
-messages. HF_TOKEN is read from the environment for gated models.
+messages. For gated models huggingface_hub reads the token itself: HF_TOKEN, or the file HF_TOKEN_PATH names
+(the manifests mount the Secret there).
 """
 
 from __future__ import annotations

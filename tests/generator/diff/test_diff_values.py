@@ -118,7 +118,7 @@ def test_golden_files_show_old_and_new_values() -> None:
         "replicas": ["~ spec.replicas: 1 → 2", "~ nodes: 1 → 2", "Cost change: $/h 3.67 → 7.35"],
         "model": ["args --model: microsoft/Phi-3-mini-4k-instruct → microsoft/Phi-3-mini-128k-instruct"],
         "configmap": ["~ data.inference_config.yaml:", "-  max-model-len: 4096", "+  max-model-len: 2048"],
-        "secret-ref": ["env[HF_TOKEN].valueFrom.secretKeyRef.name: hf-token → hf-token-v2"],
+        "secret-ref": ["volumes[hf-token].secret.secretName: hf-token → hf-token-v2"],
         "secret-data": ["~ stringData.HF_TOKEN: (secret data changed)"],
     }
     for case, needles in expected.items():

@@ -14,8 +14,9 @@ from typing import Any
 
 from kaito_gen.compiler.emit.common import Manifest
 from kaito_gen.compiler.emit.inference import emit_inference
-from kaito_gen.compiler.emit.monitoring import emit_monitoring
 from kaito_gen.compiler.emit.inferenceset import scale_bundle
+from kaito_gen.compiler.emit.monitoring import emit_monitoring
+from kaito_gen.compiler.emit.networkpolicy import emit_network_policy
 from kaito_gen.compiler.emit.nodepool import emit_nodepool
 from kaito_gen.compiler.emit.passthrough import passthrough
 from kaito_gen.compiler.emit.tuning import emit_training_config, emit_tuning
@@ -46,6 +47,7 @@ EMITTERS: tuple[Emitter, ...] = (
     emit_vllm_workload,
     emit_tuning,
     emit_monitoring,
+    emit_network_policy,
 )
 
 

@@ -19,7 +19,10 @@ DATA_DIR = "/mnt/data"
 SERVER_PORT = 5000
 SERVICE_PORT = 80
 DOCKER_CONFIG_DIR = "/var/run/kaito-gen/docker"
-RUNTIME_UID = 1000
+HF_TOKEN_DIR = "/var/run/secrets/kaito-gen/hf-token"
+# Both runtime images run as 65532 (gpu-runtime/Dockerfile, Dockerfile.vllm): a high UID (>= 10000)
+# that maps to no user on the host.
+RUNTIME_UID = 65532
 
 # Pod Security "restricted": non-root, no privilege escalation, no capabilities,
 # RuntimeDefault seccomp. The runtime writes only to mounted volumes, so the root
@@ -195,31 +198,54 @@ def base_env() -> list[Manifest]:
     ]
 
 
-def hf_token_env(plan: WorkspacePlan) -> list[Manifest]:
+def _hf_token_secret(plan: WorkspacePlan) -> str | None:
     ws = plan.rw.workspace
     spec = ws.inference.preset if ws.inference else ws.tuning.preset if ws.tuning else None
-    secret = spec.preset_options.model_access_secret if spec and spec.preset_options else None
-    if not secret:
+    return spec.preset_options.model_access_secret if spec and spec.preset_options else None
+
+
+def hf_token_env(plan: WorkspacePlan) -> list[Manifest]:
+    """HF_TOKEN_PATH names the mounted token file; huggingface_hub (used by kaito-serve, kaito-tune and
+    vLLM alike) reads the token from it. The token is never an env value (checkov CKV_K8S_35)."""
+    if not _hf_token_secret(plan):
         return []
-    # Never inlined: the token stays in its Secret. Optional only for public models.
+    return [{"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/token"}]
+
+
+def hf_token_storage(plan: WorkspacePlan) -> tuple[list[Manifest], list[Manifest]]:
+    """(volumes, mounts) that put the Secret's HF_TOKEN key at HF_TOKEN_DIR/token, read-only."""
+    secret = _hf_token_secret(plan)
+    if not secret:
+        return [], []
+    # Optional only for public models: a gated one must not start without its token.
     optional = not (plan.rw.model and plan.rw.model.download_auth_required)
-    return [
-        {
-            "name": "HF_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": "HF_TOKEN", "optional": optional}},
-        }
-    ]
+    volume: Manifest = {
+        "name": "hf-token",
+        "secret": {
+            "secretName": secret,
+            "items": [{"key": "HF_TOKEN", "path": "token"}],
+            "optional": optional,
+            "defaultMode": 0o440,
+        },
+    }
+    return [volume], [{"name": "hf-token", "mountPath": HF_TOKEN_DIR, "readOnly": True}]
 
 
 def pod_template_hash(pod_spec: Manifest, labels: Mapping[str, str]) -> str:
     return short_hash({"spec": pod_spec, "labels": dict(labels)}, 16)
 
 
+def pull_policy(image: str) -> str:
+    """IfNotPresent for an image pinned by digest (the bytes cannot change), Always for a tag (a moved
+    tag is picked up and the pull secret is checked on every start; checkov CKV_K8S_15)."""
+    return "IfNotPresent" if "@sha256:" in image else "Always"
+
+
 def container(name: str, image: str, args: list[str], **extra: Any) -> Manifest:
     out: Manifest = {
         "name": name,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy(image),
         "command": [args[0]],
         "args": args[1:],
     }

@@ -18,8 +18,8 @@ from kaito_gen.compiler.emit.common import (
     container,
     docker_config_args,
     docker_config_volume,
-    gpu_resources,
     hf_token_env,
+    hf_token_storage,
     manifest,
     metadata,
     node_affinity,
@@ -27,6 +27,7 @@ from kaito_gen.compiler.emit.common import (
     serving_storage,
     tolerations,
 )
+from kaito_gen.compiler.emit.resources import helper_container_resources, server_resources
 from kaito_gen.compiler.plan import WorkspacePlan
 from kaito_gen.models.target import Target
 
@@ -117,6 +118,7 @@ def _adapter_parts(
                     plan.image,
                     args,
                     env=[{"name": "HOME", "value": "/tmp"}],
+                    resources=helper_container_resources(plan),
                     volumeMounts=puller_mounts,
                 )
             )
@@ -137,10 +139,11 @@ def _pod_spec(plan: WorkspacePlan, target: Target) -> tuple[Manifest, list[Manif
     if rw.config_map is not None:
         volumes.append({"name": "config-volume", "configMap": {"name": rw.config_map.name}})
         mounts.append({"name": "config-volume", "mountPath": CONFIG_DIR, "readOnly": True})
-    volumes += adapter_volumes
-    mounts += adapter_mounts
+    token_volumes, token_mounts = hf_token_storage(plan)
+    volumes += token_volumes + adapter_volumes
+    mounts += token_mounts + adapter_mounts
     # Weights land on node-local disk: ask the scheduler (and Karpenter) for room.
-    resources = gpu_resources(plan, {"ephemeral-storage": f"{weights_gib}Gi"} if not use_pvc else None)
+    resources = server_resources(plan, {"ephemeral-storage": f"{weights_gib}Gi"} if not use_pvc else None)
     server = container(
         rw.name,
         plan.image,

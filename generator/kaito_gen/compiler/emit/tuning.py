@@ -17,8 +17,8 @@ from kaito_gen.compiler.emit.common import (
     docker_config_args,
     docker_config_volume,
     dshm_volume,
-    gpu_resources,
     hf_token_env,
+    hf_token_storage,
     manifest,
     metadata,
     node_affinity,
@@ -26,6 +26,7 @@ from kaito_gen.compiler.emit.common import (
     tmp_volume,
     tolerations,
 )
+from kaito_gen.compiler.emit.resources import helper_container_resources, server_resources
 from kaito_gen.compiler.plan import WorkspacePlan
 from kaito_gen.models.target import Target
 
@@ -55,7 +56,15 @@ def _input(plan: WorkspacePlan) -> tuple[list[Manifest], list[Manifest]]:
     env = [{"name": "HOME", "value": "/tmp"}]
     if src.urls:
         args = ["kaito-data", "fetch", *src.urls, "--dest", DATA_DIR]
-        return [container("data-downloader", plan.image, args, env=env, volumeMounts=mounts)], volumes
+        downloader = container(
+            "data-downloader",
+            plan.image,
+            args,
+            env=env,
+            resources=helper_container_resources(plan),
+            volumeMounts=mounts,
+        )
+        return [downloader], volumes
     assert src.image is not None
     args = ["kaito-data", "pull-image", src.image, "--dest", DATA_DIR]
     secrets = tuple(src.image_pull_secrets or ())
@@ -64,7 +73,15 @@ def _input(plan: WorkspacePlan) -> tuple[list[Manifest], list[Manifest]]:
         volumes.append(docker_config_volume("docker-config-input", secrets))
         mounts.append({"name": "docker-config-input", "mountPath": mount, "readOnly": True})
         args += docker_config_args(mount, secrets)
-    return [container("data-puller", plan.image, args, env=env, volumeMounts=mounts)], volumes
+    puller = container(
+        "data-puller",
+        plan.image,
+        args,
+        env=env,
+        resources=helper_container_resources(plan),
+        volumeMounts=mounts,
+    )
+    return [puller], volumes
 
 
 def emit_tuning(plan: WorkspacePlan, target: Target) -> list[Manifest]:
@@ -105,13 +122,16 @@ def emit_tuning(plan: WorkspacePlan, target: Target) -> list[Manifest]:
         {"name": "data-volume", "mountPath": DATA_DIR, "readOnly": True},
         {"name": "results-volume", "mountPath": rw.output_dir},
     ]
+    token_volumes, token_mounts = hf_token_storage(plan)
+    volumes += token_volumes
+    mounts += token_mounts
     env = [
         *base_env(),
         *hf_token_env(plan),
         {"name": "PYTORCH_CUDA_ALLOC_CONF", "value": "expandable_segments:True"},
     ]
     trainer = container(
-        rw.name, plan.image, args, env=env, resources=gpu_resources(plan), volumeMounts=mounts
+        rw.name, plan.image, args, env=env, resources=server_resources(plan), volumeMounts=mounts
     )
     containers: list[Manifest]
     if out.image:
@@ -128,6 +148,7 @@ def emit_tuning(plan: WorkspacePlan, target: Target) -> list[Manifest]:
             plan.image,
             push_args,
             env=[{"name": "HOME", "value": "/tmp"}],
+            resources=helper_container_resources(plan),
             volumeMounts=[
                 {"name": "results-volume", "mountPath": rw.output_dir, "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},

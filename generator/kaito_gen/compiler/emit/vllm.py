@@ -28,7 +28,6 @@ from kaito_gen.compiler.emit.common import (
     Manifest,
     base_env,
     container,
-    gpu_resources,
     manifest,
     metadata,
     node_affinity,
@@ -37,6 +36,7 @@ from kaito_gen.compiler.emit.common import (
     tolerations,
 )
 from kaito_gen.compiler.emit.inference import _adapter_parts, _pdb, _pull_secrets, _services
+from kaito_gen.compiler.emit.resources import server_resources
 from kaito_gen.compiler.plan import WorkspacePlan
 from kaito_gen.models.presets import GpuSku, ModelPreset
 from kaito_gen.models.target import Target
@@ -221,7 +221,7 @@ def _pod(
         args,
         env=_env(plan),
         ports=ports,
-        resources=gpu_resources(plan, storage),
+        resources=server_resources(plan, storage),
         volumeMounts=mounts,
         **extra,
     )
