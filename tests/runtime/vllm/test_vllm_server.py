@@ -218,9 +218,10 @@ def test_burst_gets_429_with_retry_after_and_counter(server: VllmServer) -> None
 
 
 # Issue 12 item 6. Measured on the 2-core dev host (2026-12-03, load average ~11): the process tree (API
-# server + engine core) holds ~2,850-2,880 MiB before and peaked 2,880-3,120 MiB in three runs of this load (the queue bound lets
-# only 4 requests in at a time; the rest get 429 before their body is read). Bound: 3,584 MiB, that peak plus
-# ~450 MiB for a few in-flight 1 MB bodies and their token lists; BENCHMARKS.md states the same.
+# server + engine core) holds ~2,850-2,880 MiB before and peaked at 2,880-3,120 MiB in three runs of this
+# load (the queue bound lets only 4 requests in at a time; the rest get 429 before their body is read).
+# Bound: 3,584 MiB, that peak plus ~450 MiB for a few in-flight 1 MB bodies and their token lists;
+# BENCHMARKS.md states the same.
 ABUSE_REQUESTS, ABUSE_CONCURRENCY = 2000, 64
 ABUSE_PEAK_RSS_BOUND_MIB = 3584
 
