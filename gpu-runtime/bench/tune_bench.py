@@ -45,6 +45,12 @@ VARIANTS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("ours-bs1", "kaito-tune, batch 1 (Kaito's template value)", "ours", {"batch": 1}),
     ("ours-bs8", "kaito-tune, batch 8 (the default)", "ours", {"batch": 8}),
     (
+        "ours-bs8-mmap",
+        "kaito-tune, batch 8, KAITO_TUNE_MMAP_THRESHOLD=1048576 (opt-in)",
+        "ours",
+        {"batch": 8, "env": {"KAITO_TUNE_MMAP_THRESHOLD": "1048576"}},
+    ),
+    (
         "ours-bs8-nogc",
         "kaito-tune, batch 8, gradient_checkpointing: false",
         "ours",
@@ -127,7 +133,13 @@ def write_dataset(dest: Path, rows: int, seed: int = 0) -> Path:
 
 
 def run_ours(
-    model: Path, data: Path, work: Path, method: str, batch: int = 8, checkpointing: bool = True
+    model: Path,
+    data: Path,
+    work: Path,
+    method: str,
+    batch: int = 8,
+    checkpointing: bool = True,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     quant = (
         '  QuantizationConfig: {load_in_4bit: true, bnb_4bit_quant_type: "nf4", '
@@ -149,7 +161,9 @@ def run_ours(
     (out / "training_config.yaml").write_text(config)
     cmd = [str(BIN / "kaito-tune"), "--config", str(out / "training_config.yaml"), "--data", str(data)]
     cmd += ["--output", str(out / "results"), "--model", str(model), "--method", method]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     if result.returncode != 0:
         raise RuntimeError(f"kaito-tune failed:\n{result.stderr[-3000:]}")
     metrics = json.loads((out / "results" / "training_metrics.json").read_text())
@@ -290,6 +304,8 @@ def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: s
     for method in ("lora", "qlora"):
         base = results[f"baseline-{method}"]
         for key, label, _, _ in VARIANTS:
+            if f"{key}-{method}" not in results:
+                continue
             r = results[f"{key}-{method}"]
             speed = r["tokens_per_s"] / base["tokens_per_s"]
             memory = r["peak_mb"] / base["peak_mb"]
@@ -315,8 +331,12 @@ def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: s
         "by default, as in the TRL config Kaito's job used) trades speed for that memory; at batch 1 it puts "
         f"kaito-tune at {_ratios(results, 'ours-bs1', 'tokens_per_s')} the speed of the baseline, which runs "
         "without it. Logits are not the cost: the chunked loss holds at most 32 MiB of them at a time. "
-        "Pinning glibc's mmap threshold (so freed activation buffers leave the heap) cut batch-8 peak RSS by "
-        "about 30% in a separate measurement but about doubled the step time, so kaito-tune does not do it. "
+        "Heap (CPU hosts): `KAITO_TUNE_MMAP_THRESHOLD=1048576` pins glibc's mmap threshold so freed "
+        "activation tensors leave the process instead of staying in the heap; it buys memory with speed: "
+        f"batch-8 peak RSS {_ratios(results, 'ours-bs8-mmap', 'peak_mb')} the baseline's (default "
+        f"{_ratios(results, 'ours-bs8', 'peak_mb')}), tokens/s {_ratios(results, 'ours-bs8-mmap', 'tokens_per_s')} "
+        f"(default {_ratios(results, 'ours-bs8', 'tokens_per_s')}), so it is opt-in. The loss chunk size, "
+        "glibc's arena count and malloc_trim after each step changed nothing measurable (2026-12-03). "
         "Run-to-run spread on this shared box is large (batch-8 LoRA measured 1.1x to 1.6x across bench runs "
         "on the same day), so read the ratios as ranges."
     )
@@ -333,6 +353,8 @@ def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: s
 
 def _ratios(results: dict[str, dict[str, Any]], key: str, field: str) -> str:
     """`1.50x (LoRA) / 1.90x (QLoRA)`: a variant's `field` relative to the baseline, per method."""
+    if f"{key}-lora" not in results:
+        return "(not run: see `--variants`)"
     parts = [
         f"{results[f'{key}-{m}'][field] / results[f'baseline-{m}'][field]:.2f}x ({label})"
         for m, label in (("lora", "LoRA"), ("qlora", "QLoRA"))
@@ -359,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="replace the `tune` section of this BENCHMARKS.md")
     parser.add_argument("--rows", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--variants", help="comma-separated variant keys to run (default: all; the baseline always runs)"
+    )
     parser.add_argument("--child", choices=["lora", "qlora"], help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -370,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_baseline_child(args.model, args.data, args.work, args.child)))
         return 0
     where = machine()
+    wanted = set(args.variants.split(",")) if args.variants else None
+    variants = [v for v in VARIANTS if wanted is None or v[0] in wanted or v[2] == "baseline"]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kaito-tune-bench-") as tmp:
         work = Path(tmp)
@@ -379,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict[str, Any]]] = {}
         for repeat in range(args.repeats):  # interleaved, so a busy spell hits every variant alike
             for method in ("lora", "qlora"):
-                for key, _, runner, kwargs in VARIANTS:
+                for key, _, runner, kwargs in variants:
                     if runner == "baseline":
                         result = run_baseline(model, data, work, method)
                     else:

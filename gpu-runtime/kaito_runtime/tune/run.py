@@ -149,6 +149,7 @@ def tune(options: TuneOptions, log: Logger) -> dict[str, Any]:
             "raise TrainingArguments.max_length, or shorten the prompts",
         )
 
+    training.limit_host_heap()
     model = training.load_model(loaded, spec, method, bits)
     quantized_layers = training.count_quantized_linear(model)
     peft_model, lora_defaults = training.attach_lora(model, loaded, method)

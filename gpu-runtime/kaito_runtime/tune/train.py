@@ -15,6 +15,8 @@ names llama-style modules that phi-3 does not have.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +63,12 @@ DEFAULT_TARGET_MODULES: dict[str, list[str]] = {
     },
 }
 DEFAULT_MAX_LENGTH = 1024
+# glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+# activation-sized tensors come from the heap and freed heap pages stay in the process. Pinning the
+# threshold (KAITO_TUNE_MMAP_THRESHOLD, bytes) keeps larger tensors in their own mappings, returned on
+# free: on CPU hosts it buys peak RSS with speed (1 MiB: about -100 MB at batch 8 on the bench model,
+# about -30 % tokens/s; BENCHMARKS.md, tuning), so it is opt-in. 0 or unset: glibc's default.
+_M_MMAP_THRESHOLD = -3  # mallopt parameter, glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -317,6 +325,18 @@ def train(
         session_seconds=session_seconds,
         resumed_from=resumed_from,
     )
+
+
+def limit_host_heap() -> int | None:
+    """On CPU-only glibc hosts, pin malloc's mmap threshold when asked to (see above); returns it."""
+    value = int(os.environ.get("KAITO_TUNE_MMAP_THRESHOLD") or 0)
+    if value <= 0 or has_cuda() or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return None  # turned off, GPU (activations are not in the heap), or set for glibc directly
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None  # not glibc (musl, macOS): nothing to tune
+    return value if libc.mallopt(_M_MMAP_THRESHOLD, value) == 1 else None
 
 
 def peak_memory_mb() -> dict[str, float]:
