@@ -68,7 +68,7 @@ def test_failures_outside_compilation_are_annotated(
     found = github(done.stdout)
     assert found and all(cmd == "error" for cmd, _, _ in found), done.stdout
     if file is None:
-        ((_, props, msg),) = found
+        ((_, props, _msg),) = found
         assert "file" not in props and "line" not in props and props["title"] == "kaito-gen usage"
     else:
         assert all(props["file"] == file and int(props["line"]) >= 1 for _, props, _ in found), found

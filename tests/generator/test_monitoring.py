@@ -120,10 +120,13 @@ def test_off_emits_nothing_and_changes_no_output() -> None:
     off = compile_inputs(inputs(ws()), CATALOG, Target()).files
     pod = compile_inputs(inputs(ws()), CATALOG, on("PodMonitor")).files
     assert set(pod) - set(off) == {"ml/ws/podmonitor-ws.yaml"}
-    kustomization = "ml/ws/kustomization.yaml"
-    assert {k: v for k, v in pod.items() if k in off and k != kustomization} == {
-        k: v for k, v in off.items() if k != kustomization
+    # Besides the monitor, only the kustomization (it lists it) and the NetworkPolicy (it admits
+    # Prometheus' namespace) change.
+    changed = {"ml/ws/kustomization.yaml", "ml/ws/networkpolicy-ws.yaml"}
+    assert {k: v for k, v in pod.items() if k in off and k not in changed} == {
+        k: v for k, v in off.items() if k not in changed
     }
+    assert all(pod[k] != off[k] for k in changed)
 
 
 @pytest.mark.parametrize("vllm", [False, True], ids=["transformers", "vllm"])
@@ -192,3 +195,20 @@ def test_argo_cd_syncs_the_monitors_after_the_workloads() -> None:
     assert "annotations" not in sm["metadata"], "decorate copies, never mutates"
     (flux,) = decorate((Bundle("ml/ws", ("ws.yaml",), (sm,)),), "flux", True)
     assert "annotations" not in flux.manifests[0]["metadata"]
+
+
+def _policy_peers(target: Target) -> list[dict[str, Any]]:
+    files = compile_inputs(inputs(ws()), CATALOG, target).files
+    policies = [yaml.safe_load(b) for p, b in sorted(files.items()) if "networkpolicy-" in p]
+    assert len(policies) == 1, sorted(files)
+    return list(policies[0]["spec"]["ingress"][0]["from"])
+
+
+def test_with_monitoring_on_the_network_policy_admits_prometheus_namespace() -> None:
+    prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert prometheus not in _policy_peers(Target())
+    assert prometheus in _policy_peers(on("ServiceMonitor"))
+    other = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "obs"}}}
+    assert other in _policy_peers(on("PodMonitor", prometheus_namespace="obs"))
+    # Prometheus in the bundle's own namespace is already admitted by the namespace rule.
+    assert _policy_peers(on("ServiceMonitor", prometheus_namespace="ml")) == _policy_peers(Target())

@@ -254,3 +254,22 @@ def test_explain_names_the_slice() -> None:
     text = render_text(data)
     assert "partition  MIG slice 2g.20gb (20 GiB), resource nvidia.com/mig-2g.20gb: 1" in text
     assert "per GPU    20.0 GiB x 0.84 = 16.8 GiB usable" in text
+
+
+@pytest.mark.parametrize(("profile", "slices"), [("1g.20gb", 1), ("3g.40gb", 3), ("7g.80gb", 7)])
+def test_a_mig_pod_gets_its_slices_share_of_the_nodes_cpu_and_memory(profile: str, slices: int) -> None:
+    from kaito_gen.catalog.allocatable import workload_resources
+
+    sku = CATALOG.find_sku("Standard_NC24ads_A100_v4")  # one A100 80 GiB: 7 compute slices
+    assert sku is not None and sku.gpu_count == 1
+    whole = workload_resources(sku, 1)
+    assert whole.limits is not None
+    server = workload(vary(profile, sku="Standard_NC24ads_A100_v4"))["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    limits = server["resources"]["limits"]
+    assert str(limits[f"nvidia.com/mig-{profile}"]) == "1"
+    expected = workload_resources(sku, Decimal(slices) / 7).manifest()
+    assert {k: limits[k] for k in ("cpu", "memory")} == expected["limits"]
+    if slices < 7:  # a slice of a GPU never gets the whole GPU's share of the node
+        assert expected["limits"] != whole.manifest()["limits"]

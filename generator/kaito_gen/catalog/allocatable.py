@@ -119,8 +119,9 @@ def allocatable(sku: GpuSku) -> Allocatable | None:
     )
 
 
-def workload_resources(sku: GpuSku | None, gpus: int) -> PodResources:
-    """The model server's or trainer's CPU and memory on a node whose ``gpus`` GPUs it takes.
+def workload_resources(sku: GpuSku | None, gpus: int | Decimal) -> PodResources:
+    """The model server's or trainer's CPU and memory on a node whose ``gpus`` GPUs it takes
+    (a fraction for a MIG slice: its compute slices over the GPU's).
 
     Limits are the pod's share of the node's allocatable (all of it when it takes every GPU), so
     the container is OOM-killed before it can push the node into memory pressure; requests are
@@ -130,7 +131,7 @@ def workload_resources(sku: GpuSku | None, gpus: int) -> PodResources:
     node = allocatable(sku) if sku is not None else None
     if sku is None or node is None:
         return PodResources(UNKNOWN_NODE_REQUESTS, None)
-    share = min(Decimal(max(gpus, 1)) / Decimal(sku.gpu_count), Decimal(1))
+    share = min(Decimal(gpus) / Decimal(sku.gpu_count), Decimal(1)) if gpus > 0 else Decimal(1)
     limits = (int(node.cpu_millis * share), int(node.memory_mib * share))
     requests = (
         limits[0] * REQUEST_NUMERATOR // REQUEST_DENOMINATOR,

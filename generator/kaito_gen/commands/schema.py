@@ -21,8 +21,8 @@ from kaito_gen.commands.common import EXIT_CODES_HELP, guarded, note
 from kaito_gen.compiler.write import unified_diff
 from kaito_gen.config import Config
 from kaito_gen.core.errors import ExitCode, OutputError
-from kaito_gen.models.mig import MigProfileTable
 from kaito_gen.models.inferenceset import InferenceSet
+from kaito_gen.models.mig import MigProfileTable
 from kaito_gen.models.presets import GpuSkuTable, ModelPresetTable
 from kaito_gen.models.workspace import Workspace
 

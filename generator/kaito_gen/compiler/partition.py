@@ -53,6 +53,9 @@ class PartitionPlan:
     # The GPU view the estimator sizes against (one slice as one GPU, or `count` GPUs);
     # None when it cannot be known (accelerator mode without instanceType) or a check failed.
     sizing_sku: GpuSku | None
+    # The share of the node's GPUs one pod takes, for its CPU and memory: `count` GPUs, or a MIG
+    # slice's compute slices over the GPU's (1g of an A100's 7 is 1/7 of one GPU).
+    gpu_share: Decimal = Decimal(1)
 
     @property
     def toleration_key(self) -> str | None:
@@ -99,9 +102,9 @@ def resolve_partition(ctx: _Ctx, model: ModelPreset | None, sku: GpuSku | None) 
                 hint=f"use count between 1 and {sku.gpu_count}",
                 code="partition",
             )
-            return PartitionPlan("accelerator", None, count, gpu_resource, None)
+            return PartitionPlan("accelerator", None, count, gpu_resource, None, Decimal(count))
         view = sku.model_copy(update={"gpu_count": count}) if sku is not None else None
-        return PartitionPlan("accelerator", None, count, gpu_resource, view)
+        return PartitionPlan("accelerator", None, count, gpu_resource, view, Decimal(count))
     if not part.profile:
         return None  # validate reported the missing profile
     profile = _profile(ctx, part.profile, sku)
@@ -109,7 +112,9 @@ def resolve_partition(ctx: _Ctx, model: ModelPreset | None, sku: GpuSku | None) 
         return None
     ok = model is None or _fits_slice(ctx, model, profile, sku)
     view = slice_sku(profile, sku) if ok else None
-    return PartitionPlan("mig", profile, 1, profile.resource, view)
+    full = max(p.slices for p in ctx.catalog.mig_profiles(sku).values())
+    share = Decimal(profile.slices) / Decimal(max(full, profile.slices))
+    return PartitionPlan("mig", profile, 1, profile.resource, view, share)
 
 
 def _profile(ctx: _Ctx, name: str, sku: GpuSku | None) -> MigProfile | None:

@@ -80,6 +80,11 @@ class ResolvedWorkspace:
         return self.partition.devices if self.partition else self.sku.gpu_count if self.sku else 1
 
     @property
+    def gpu_share(self) -> Decimal:
+        """GPUs' worth of the node one pod takes, for sizing its CPU and memory (a MIG slice: a fraction)."""
+        return self.partition.gpu_share if self.partition else Decimal(self.gpus_per_node)
+
+    @property
     def gpu_resource(self) -> str:
         """The extended resource each pod requests: a MIG slice, or the SKU vendor's GPUs."""
         return (

@@ -72,6 +72,11 @@ class Monitoring(Frozen):
     # Labels on the ServiceMonitor / PodMonitor, so that a Prometheus' serviceMonitorSelector /
     # podMonitorSelector picks them (kube-prometheus-stack selects `release: <its release name>`).
     labels: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=64)
+    # The namespace Prometheus runs in: a bundle's NetworkPolicy lets it reach the metrics port. The
+    # default matches the Prometheus address KEDA triggers use (prometheus-operated.monitoring.svc).
+    prometheus_namespace: StrictStr = Field(
+        default="monitoring", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63
+    )
 
     @field_validator("labels")
     @classmethod

@@ -102,7 +102,9 @@ class NetworkPolicySettings(Frozen):
     # controller's namespace: {namespaceLabels: {kubernetes.io/metadata.name: ingress-nginx}}).
     ingress_from: tuple[NetworkPeer, ...] = Field(default=(), max_length=64)
     # Cluster DNS: pods with these labels in the namespace with these labels, port 53 UDP and TCP.
-    dns_namespace_labels: LABEL_MAP = Field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    dns_namespace_labels: LABEL_MAP = Field(
+        default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"}
+    )
     dns_pod_labels: LABEL_MAP = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
     egress: tuple[EgressRule, ...] = Field(default=DEFAULT_EGRESS, max_length=64)
 

@@ -3,6 +3,8 @@
 * Inference: the server port (5000) from any pod of the bundle's namespace, plus the peers
   kaito-gen.yaml names (``networkPolicy.ingressFrom``); from anywhere when the Service is a
   LoadBalancer (``kaito.sh/enablelb``), since that traffic arrives from outside the cluster.
+* With ``monitoring`` on, the same port from Prometheus' namespace (``monitoring.prometheusNamespace``),
+  so the ServiceMonitor / PodMonitor the bundle carries can scrape it.
 * Multi-node vLLM (LeaderWorkerSet): every port, but only between the pods of the group (Ray's
   GCS on 6379 and its node, object-manager and worker ports, and NCCL, all dynamically chosen).
 * Tuning Jobs: no ingress at all.
@@ -79,12 +81,20 @@ def emit_network_policy(plan: WorkspacePlan, target: Target) -> list[Manifest]:
     if not settings.enabled or rw.mode not in ("inference", "tuning"):
         return []
     selector = {"matchLabels": dict(sorted(plan.selector.items()))}
-    group = {"podSelector": selector} if rw.mode == "inference" and rw.node_count > 1 and rw.engine == "vllm" else None
+    group = (
+        {"podSelector": selector}
+        if rw.mode == "inference" and rw.node_count > 1 and rw.engine == "vllm"
+        else None
+    )
     ingress: list[Manifest] = []
     if rw.mode == "inference":
         lb = rw.workspace.annotations.get("kaito.sh/enablelb", "").lower() == "true"
         peers: list[Manifest] = [{"ipBlock": {"cidr": "0.0.0.0/0"}}] if lb else [{"podSelector": {}}]
         peers += [_peer(p) for p in settings.ingress_from]
+        if target.monitoring.kind != "none" and rw.model is not None and not lb:
+            prom_ns = target.monitoring.prometheus_namespace
+            if prom_ns != rw.namespace:
+                peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": prom_ns}}})
         ports = [{"port": SERVER_PORT, "protocol": "TCP"}] if rw.model is not None else _template_ports(plan)
         rule: Manifest = {"from": peers}
         if ports:

@@ -17,7 +17,7 @@ from kaito_gen.compiler.plan import WorkspacePlan
 def server_resources(plan: WorkspacePlan, extra: Mapping[str, str] | None = None) -> Manifest:
     """The model server's or trainer's resources: its GPUs plus its share of the node's CPU and memory."""
     out = gpu_resources(plan, extra)
-    sized = workload_resources(plan.rw.sku, plan.rw.gpus_per_node).manifest()
+    sized = workload_resources(plan.rw.sku, plan.rw.gpu_share).manifest()
     for key in ("requests", "limits"):
         if key in sized:
             out[key] = dict(sorted({**out.get(key, {}), **sized[key]}.items()))
