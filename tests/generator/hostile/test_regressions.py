@@ -143,3 +143,21 @@ def test_unknown_key_with_a_bracket_is_positioned(tmp_path: Path) -> None:
         )
     (diag,) = err.value.diagnostics
     assert "ku[ber" in diag.message and diag.pos.line > 0
+
+
+def test_an_alias_gets_its_own_copy_of_the_anchored_data() -> None:
+    docs, problems = parse_documents("a.yaml", "a: &x [1, {b: two}]\nc: *x\n")
+    assert not problems
+    data = docs[0].data
+    assert data["c"] == data["a"] == [1, {"b": "two"}]
+    assert data["c"] is not data["a"] and data["c"][1] is not data["a"][1]
+
+
+def test_an_alias_bomb_is_refused_without_materialising_it() -> None:
+    # Nine levels of nine aliases: 9**9 strings if expanded; refused at the alias crossing the node limit.
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    docs, problems = parse_documents("bomb.yaml", "\n".join(levels) + "\n")
+    assert [p.code for p in problems] == ["limit-nodes"], problems
+    assert problems[0].pos.line <= 9
