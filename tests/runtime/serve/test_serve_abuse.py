@@ -7,7 +7,7 @@ peak RSS within the bound stated in BENCHMARKS.md (serve section, "Memory model 
 from __future__ import annotations
 
 import asyncio
-import socket
+import http.client
 import sys
 import time
 from collections.abc import Iterator
@@ -66,16 +66,22 @@ def test_abuse_load_gets_only_answers(server: ServerProcess) -> None:
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
-def _get_health(sock: socket.socket) -> bytes:
-    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    return sock.recv(65536)
-
-
 def test_idle_keep_alive_connection_outlives_the_clients_expiry(server: ServerProcess) -> None:
     """httpx and the openai client keep an idle connection for 5 s. If the server closed idle
     connections at 5 s too, a request sent on one at that moment died without a response (seen once
     in 2,000 in the abuse run above). The server keeps them longer, so the client drops them first."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        assert _get_health(sock).startswith(b"HTTP/1.1 200")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("GET", "/health")
+        first = conn.getresponse()
+        assert first.status == 200 and first.read()
+        sock = conn.sock
         time.sleep(6.0)
-        assert _get_health(sock).startswith(b"HTTP/1.1 200")
+        # On a connection the server has closed this raises RemoteDisconnected (http.client does not
+        # reconnect while it still holds the socket).
+        conn.request("GET", "/health")
+        second = conn.getresponse()
+        assert second.status == 200 and second.read()
+        assert conn.sock is sock  # the same TCP connection, reused after 6 s idle
+    finally:
+        conn.close()
