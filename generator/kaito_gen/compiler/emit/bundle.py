@@ -8,7 +8,8 @@ emitter is a pure function of (WorkspacePlan, Target); EMITTERS fixes the order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from kaito_gen.compiler.emit.passthrough import passthrough
 from kaito_gen.compiler.emit.tuning import emit_training_config, emit_tuning
 from kaito_gen.compiler.emit.vllm import emit_vllm_workload
 from kaito_gen.compiler.plan import SHARED_BUNDLE, Plan, WorkspacePlan
+from kaito_gen.compiler.validate import ObjectInput
 from kaito_gen.models.target import Target
 
 Emitter = Callable[[WorkspacePlan, Target], list[Manifest]]
@@ -63,20 +65,32 @@ def emit(plan: Plan, target: Target) -> tuple[Bundle, ...]:
 
 
 def emit_iter(plan: Plan, target: Target) -> Iterator[Bundle]:
-    """Bundles in path order, one at a time, so a caller can render and release each."""
-    bundles: list[Bundle] = []
-    for wp in plan.workspaces:
+    """Bundles in path order, one at a time, so a caller can render and release each.
+
+    Only the order is computed up front (from the planned paths); each bundle's manifests are
+    emitted when it is its turn, so at most one bundle's manifest tree is alive at once."""
+
+    def workspace_bundle(wp: WorkspacePlan) -> Bundle:
         manifests: list[Manifest] = []
         for emitter in EMITTERS:
             manifests.extend(emitter(wp, target))
         manifests = scale_bundle(wp, target, manifests)  # InferenceSets: replicas, limits, KEDA
         sources = sorted({wp.rw.input.doc.file, *(o.doc.file for o in wp.objects)})
-        bundles.append(Bundle(wp.bundle, tuple(sources), tuple(manifests)))
-    for namespace, objects in sorted(plan.shared.items()):
+        return Bundle(wp.bundle, tuple(sources), tuple(manifests))
+
+    def shared_bundle(namespace: str, objects: Sequence[ObjectInput]) -> Bundle:
         manifests = [passthrough(o) for o in sorted(objects, key=lambda o: (o.kind, o.name))]
         sources = sorted({o.doc.file for o in objects})
-        bundles.append(Bundle(f"{namespace}/{SHARED_BUNDLE}", tuple(sources), tuple(manifests)))
-    bundles.sort(key=lambda b: b.path)
-    bundles.reverse()
-    while bundles:
-        yield bundles.pop()
+        return Bundle(f"{namespace}/{SHARED_BUNDLE}", tuple(sources), tuple(manifests))
+
+    # (path, emission order) keeps the stable order of equal paths that a sort of the bundles had.
+    order: list[tuple[str, int, Callable[[], Bundle]]] = []
+    for wp in plan.workspaces:
+        order.append((wp.bundle, len(order), functools.partial(workspace_bundle, wp)))
+    for namespace, objects in sorted(plan.shared.items()):
+        order.append(
+            (f"{namespace}/{SHARED_BUNDLE}", len(order), functools.partial(shared_bundle, namespace, objects))
+        )
+    order.sort(key=lambda item: (item[0], item[1]))
+    for _, _, make in order:
+        yield make()
