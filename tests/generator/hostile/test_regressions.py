@@ -158,6 +158,6 @@ def test_an_alias_bomb_is_refused_without_materialising_it() -> None:
     levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    docs, problems = parse_documents("bomb.yaml", "\n".join(levels) + "\n")
+    _docs, problems = parse_documents("bomb.yaml", "\n".join(levels) + "\n")
     assert [p.code for p in problems] == ["limit-nodes"], problems
     assert problems[0].pos.line <= 9
