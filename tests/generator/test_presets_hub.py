@@ -41,7 +41,9 @@ def hub(tmp_path: Path) -> Iterator[HubStub]:
 def cli(
     hub: HubStub, tmp_path: Path, *args: str, token: str | None = None, env_endpoint: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    # No HF_* settings, and no TRANSFORMERS_OFFLINE either: huggingface_hub reads it as HF_HUB_OFFLINE
+    # (tests/runtime/conftest.py sets both for the runtime tests of the same pytest session).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "TRANSFORMERS_OFFLINE"}
     env["HF_HOME"] = str(tmp_path / "hf-home")  # no user cache or token; telemetry settings as shipped
     if env_endpoint:
         env["HF_ENDPOINT"] = hub.url

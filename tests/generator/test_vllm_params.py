@@ -8,6 +8,7 @@ parser (the `.venv-vllm` that CI builds), which checks dotted sub-fields such as
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -177,9 +178,15 @@ def test_vllms_own_parser_accepts_every_catalog_models_command() -> None:
     assert python.exists(), "build .venv-vllm (make .venv-vllm/.done) to run vLLM's parser"
     commands = {model: _vllm_argv(model) for model in vllm_models()}
     commands[CANARY] = [*_vllm_argv("phi-4"), "--kernel-config.enable_flashinfer_autotunez=False"]
+    # The parser runs as CI runs it: no offline switches leaked from the runtime tests' conftest
+    # (with them, vLLM's model lookups raise instead of falling back) and a dead local Hub, so no
+    # lookup can leave the machine.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "TRANSFORMERS_OFFLINE"}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
     result = subprocess.run(
         [str(python), "-c", PARSE],
         input=json.dumps(commands),
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
