@@ -76,7 +76,7 @@ def compile_text(text: str) -> list[Diagnostic]:
 
 
 def tuning(lines: list[str], method: str = "lora", **style: object) -> list[Diagnostic]:
-    text = TUNING.format(method=method, block=block("training_config.yaml", lines, **style))  # type: ignore[arg-type]
+    text = TUNING.format(method=method, block=block("training_config.yaml", lines, **style))
     return [d for d in compile_text(text) if d.code == "training-config"]
 
 
@@ -317,7 +317,7 @@ BODY = [*LORA, "    rr: 8"]
     ],
 )
 def test_positions_inside_the_block(style: dict[str, object], eol: str, expected: str) -> None:
-    text = TUNING.format(method="lora", block=block("training_config.yaml", BODY, **style))  # type: ignore[arg-type]
+    text = TUNING.format(method="lora", block=block("training_config.yaml", BODY, **style))
     text = text.replace("\n", eol)
     found = [d for d in compile_text(text) if d.code == "training-config"]
     assert [str(d.pos) for d in found] == [expected]

@@ -426,7 +426,7 @@ def test_explain_says_what_the_set_compiles_to() -> None:
     assert "InferenceSet → StatefulSet/chat" in text and "scaled by KEDA ScaledObject/chat" in text
 
 
-def test_rendered_set_validates_against_the_crds(manifest_validator_factory) -> None:  # type: ignore[no-untyped-def]
+def test_rendered_set_validates_against_the_crds(manifest_validator_factory) -> None:
     texts = [
         set_text(replicas="2", limit="3"),
         set_text(name="auto", annotations=KEDA),

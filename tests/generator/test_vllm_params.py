@@ -50,7 +50,7 @@ inference:
 """
 
 
-def workspace_plan(model: str, sku: str = SKU):  # type: ignore[no-untyped-def]
+def workspace_plan(model: str, sku: str = SKU):
     docs, problems = parse_documents("ws.yaml", WS.format(model=model, sku=sku))
     t = Target()
     resolved = resolve(validate(Inputs(tuple(docs), tuple(problems), ("ws.yaml",)), t), CATALOG, t)
