@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,18 @@ def rss_mib(pid: int) -> int:
 
 
 class RssPoller:
-    """Peak RSS of `pid`, sampled every `interval` seconds in a daemon thread while in the `with`."""
+    """Peak RSS of `pid`, sampled every `interval` seconds in a daemon thread while in the `with`.
+    `measure` reads one sample (MiB): the process alone by default, or e.g. its whole tree."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid, self.interval = pid, interval
-        self.start = self.peak = rss_mib(pid)
+    def __init__(self, pid: int, interval: float = 0.05, measure: Callable[[int], float] = rss_mib) -> None:
+        self.pid, self.interval, self.measure = pid, interval, measure
+        self.start = self.peak = measure(pid)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, rss_mib(self.pid))
+            self.peak = max(self.peak, self.measure(self.pid))
             time.sleep(self.interval)
 
     def __enter__(self) -> RssPoller:
@@ -73,7 +75,7 @@ class RssPoller:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_mib(self.pid))
+        self.peak = max(self.peak, self.measure(self.pid))
 
 
 def request_for(i: int, max_tokens: int) -> tuple[str, str, dict[str, Any] | bytes]:

@@ -229,9 +229,9 @@ ABUSE_PEAK_RSS_BOUND_MIB = 3584
 def test_abuse_load_gets_only_answers(server: VllmServer, client: openai.OpenAI) -> None:
     import asyncio
 
-    from vllm_abuse import MALFORMED_KINDS, TreeRssPoller, hammer, tree_rss_mib
+    from vllm_abuse import MALFORMED_KINDS, RssPoller, hammer, tree_rss_mib
 
-    with TreeRssPoller(server.proc.pid) as rss:
+    with RssPoller(server.proc.pid, measure=tree_rss_mib) as rss:
         result = asyncio.run(hammer(server.url, "tiny", ABUSE_REQUESTS, ABUSE_CONCURRENCY, max_tokens=2))
     summary = (
         f"wall {result.wall:.1f}s, {result.attempts} attempts, tree RSS {rss.start:.0f} -> peak {rss.peak:.0f} "

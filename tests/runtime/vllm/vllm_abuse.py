@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "gpu-runtime" / "bench"))
+from serve_abuse import RssPoller  # the one peak-RSS sampler, shared with kaito-serve's abuse test
+
+__all__ = ["RssPoller"]
 
 MEGABYTE_PROMPT = "kaito " * (1_000_000 // 6)  # ~1 MB: under the wrapper's 4 MiB body bound, so vLLM sees it
 MALFORMED_KINDS = (
@@ -56,30 +62,6 @@ def tree_rss_mib(pid: int) -> float:
         except psutil.NoSuchProcess:
             continue
     return total / 2**20
-
-
-class TreeRssPoller:
-    """Peak RSS of a process tree, sampled every `interval` s in a daemon thread while in the `with`."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid, self.interval = pid, interval
-        self.start = self.peak = tree_rss_mib(pid)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, tree_rss_mib(self.pid))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> TreeRssPoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, tree_rss_mib(self.pid))
 
 
 def request_for(i: int, model: str, max_tokens: int) -> tuple[str, str, Any]:
