@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from datafile import write_or_check  # generator/scripts/ is on sys.path when a script runs
+
 OUT = Path(__file__).resolve().parents[1] / "kaito_gen" / "catalog" / "vllm_archs.json"
 
 
@@ -31,17 +33,7 @@ def generate() -> str:
 
 
 def main() -> int:
-    text = generate()
-    if "--check" in sys.argv[1:]:
-        if OUT.read_text() != text:
-            print(
-                f"{OUT} is out of date; run: .venv-vllm/bin/python generator/scripts/gen_vllm_archs.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    OUT.write_text(text)
-    return 0
+    return write_or_check(OUT, generate(), "generator/scripts/gen_vllm_archs.py", sys.argv[1:])
 
 
 if __name__ == "__main__":
