@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
+from kaito_runtime.schema_export import export
 from kaito_runtime.serve.settings import (
     _FLOAT_KEYS,
     _INT_KEYS,
@@ -75,13 +74,7 @@ def inference_config_schema() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    text = inference_config_schema()
-    for path in args:  # schemas/runtime/ and the compiler's packaged copy, usually both
-        Path(path).write_text(text, encoding="utf-8")
-    if not args:
-        sys.stdout.write(text)
-    return 0
+    return export(inference_config_schema, argv)
 
 
 if __name__ == "__main__":

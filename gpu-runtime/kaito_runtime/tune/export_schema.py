@@ -17,9 +17,8 @@ with a ``false`` schema, so a config that sets one is refused at its line."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
+from kaito_runtime.schema_export import export
 from kaito_runtime.tune.schema import (
     LORA_NAMES,
     RESERVED_TRAINING_KEYS,
@@ -51,13 +50,7 @@ def training_config_schema() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    text = training_config_schema()
-    for path in args:  # schemas/runtime/ and the compiler's packaged copy, usually both
-        Path(path).write_text(text, encoding="utf-8")
-    if not args:
-        sys.stdout.write(text)
-    return 0
+    return export(training_config_schema, argv)
 
 
 if __name__ == "__main__":
