@@ -90,8 +90,20 @@ bench-serve: $(VENV)/.full
 bench-vllm: $(VENV)/.full $(VLLM_VENV)/.done
 	$(PY) gpu-runtime/bench/vllm_bench.py --write BENCHMARKS.md
 
-bench-tune: $(VENV)/.full
-	$(PY) gpu-runtime/bench/tune_bench.py --write BENCHMARKS.md
+# Kaito's tuning job as the anchor (TRL SFTTrainer + SFTConfig), with Kaito's pins (RUNTIME.md 7c) in a
+# venv of its own: TRL needs datasets and pandas, which .venv does not carry. torch first (the CPU wheel).
+KAITO_TUNE_VENV ?= .venv-kaito-tune
+KAITO_TUNE_PINS := peft==0.11.1 transformers==5.14.1 trl==1.16.0 bitsandbytes==0.46.1 datasets==4.8.4 accelerate==1.15.0 pyarrow
+
+$(KAITO_TUNE_VENV)/.done:
+	$(PYTHON) -m venv $(KAITO_TUNE_VENV)
+	$(KAITO_TUNE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(KAITO_TUNE_VENV)/bin/python -m pip install -q $(TORCH_PIN)
+	$(KAITO_TUNE_VENV)/bin/python -m pip install -q $(TORCH_PIN) $(KAITO_TUNE_PINS)
+	touch $@
+
+bench-tune: $(VENV)/.full $(KAITO_TUNE_VENV)/.done
+	$(PY) gpu-runtime/bench/tune_bench.py --baseline-python $(KAITO_TUNE_VENV)/bin/python --write BENCHMARKS.md
 
 # Hostile-input fuzzing: >= 100,000 inputs over all cores, counts of each outcome (BENCHMARKS.md).
 fuzz: $(VENV)/.full

@@ -6,16 +6,17 @@
 On a bench-size random Llama (4 layers, hidden 256, vocab 4096, ~5M parameters) and a synthetic chat
 dataset of variable-length conversations, in the same run:
 
-- ours: the real `kaito-tune` CLI (a subprocess) at batch size 1 (what Kaito's templates set), at batch
-  size 8 (the default when a ConfigMap leaves it out), and at batch size 8 without gradient
-  checkpointing: per-batch padding, length-grouped batches, loss on assistant tokens, chunked loss;
-- baseline: plain `transformers.Trainer` with its defaults at per_device_train_batch_size 1, which is
-  how Kaito's tuning job runs (its collator cannot pad labels, RUNTIME.md §2 7c): the same model, LoRA
-  rank and target modules, the same rows for one epoch, DataCollatorForLanguageModeling(mlm=False);
-  for QLoRA the same NF4 double-quant load and `prepare_model_for_kbit_training` as Kaito.
+- ours: the real `kaito-tune` CLI (a subprocess) with its default config, with Kaito's template value
+  per_device_train_batch_size 1, and with gradient_checkpointing turned on (the memory-for-speed knob);
+- baseline: Kaito HEAD's tuning job (KAITO.md §7.3) in a venv with Kaito's pins (`--baseline-python`,
+  `make .venv-kaito-tune/.done`): TRL SFTTrainer + SFTConfig at batch 1, the default ConfigMap's values,
+  DataCollatorForLanguageModeling(mlm=False), a `datasets` parquet load; the same model, LoRA r/alpha/
+  dropout and target modules, the same rows for one epoch; for QLoRA the same NF4 double-quant load and
+  `prepare_model_for_kbit_training`. fp32 on both sides.
 
 tokens/s = non-padding input tokens trained / training seconds (model loading excluded); peak memory =
-the process's peak RSS (ru_maxrss, model load included), or peak CUDA memory when a GPU is present.
+the process's peak RSS (model load included), or peak CUDA memory when a GPU is present; train = the
+training loop's increment (peak during train() minus the level just before it).
 Each variant runs in a fresh process; the best of `--repeats` runs is reported (this box is shared).
 """
 
@@ -37,26 +38,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "tune"
 BIN = Path(sys.executable).parent
-LORA_R, LORA_ALPHA = 8, 16
+LORA_R, LORA_ALPHA, LORA_DROPOUT = 8, 8, 0.0  # Kaito's lora/qlora ConfigMap templates (KAITO.md §6.4)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # (key, label, runner, kwargs): the baseline first; speed and memory are reported relative to it.
 VARIANTS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
-    ("baseline", "Trainer defaults, batch 1 (as Kaito runs)", "baseline", {}),
-    ("ours-bs1", "kaito-tune, batch 1 (Kaito's template value)", "ours", {"batch": 1}),
-    ("ours-bs8", "kaito-tune, batch 8 (the default)", "ours", {"batch": 8}),
-    (
-        "ours-bs8-mmap",
-        "kaito-tune, batch 8, KAITO_TUNE_MMAP_THRESHOLD=1048576 (opt-in)",
-        "ours",
-        {"batch": 8, "env": {"KAITO_TUNE_MMAP_THRESHOLD": "1048576"}},
-    ),
-    (
-        "ours-bs8-nogc",
-        "kaito-tune, batch 8, gradient_checkpointing: false",
-        "ours",
-        {"batch": 8, "checkpointing": False},
-    ),
-)
+    ("baseline", "Kaito's job: SFTTrainer + SFTConfig, batch 1", "baseline", {}),
+    ("ours", "kaito-tune, default config (batch 2, no checkpointing)", "ours", {}),
+    ("ours-bs1", "kaito-tune, per_device_train_batch_size: 1 (Kaito's template)", "ours",
+     {"training": {"per_device_train_batch_size": 1}}),
+    ("ours-gc", "kaito-tune, default + gradient_checkpointing: true", "ours",
+     {"training": {"gradient_checkpointing": True}}),
+)  # fmt: skip
 TARGET_SPEEDUP = 1.3
 WORDS = [
     "kaito",
@@ -137,26 +129,26 @@ def run_ours(
     data: Path,
     work: Path,
     method: str,
-    batch: int = 8,
-    checkpointing: bool = True,
+    training: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The real `kaito-tune` CLI; `training` = TrainingArguments keys set on top of its defaults."""
     quant = (
         '  QuantizationConfig: {load_in_4bit: true, bnb_4bit_quant_type: "nf4", '
         'bnb_4bit_use_double_quant: true, bnb_4bit_compute_dtype: "float32"}\n'
         if method == "qlora"
         else ""
     )
+    extra = "".join(f", {key}: {json.dumps(value)}" for key, value in (training or {}).items())
     config = (
         "training_config:\n"
         '  ModelConfig: {torch_dtype: "float32"}\n'
         f"{quant}"
-        f"  LoraConfig: {{r: {LORA_R}, lora_alpha: {LORA_ALPHA}}}\n"
-        f"  TrainingArguments: {{per_device_train_batch_size: {batch}, num_train_epochs: 1, "
-        f'save_strategy: "no", logging_steps: 1000, gradient_checkpointing: {str(checkpointing).lower()}}}\n'
+        f"  LoraConfig: {{r: {LORA_R}, lora_alpha: {LORA_ALPHA}, lora_dropout: {LORA_DROPOUT}}}\n"
+        f'  TrainingArguments: {{num_train_epochs: 1, save_strategy: "no"{extra}}}\n'
         "  DatasetConfig: {train_test_split: 1}\n"
     )
-    out = work / f"ours-{method}-{batch}-{time.monotonic_ns()}"
+    out = work / f"ours-{method}-{time.monotonic_ns()}"
     out.mkdir(parents=True)
     (out / "training_config.yaml").write_text(config)
     cmd = [str(BIN / "kaito-tune"), "--config", str(out / "training_config.yaml"), "--data", str(data)]
@@ -171,25 +163,48 @@ def run_ours(
         "tokens": metrics["train_tokens_this_run"],
         "seconds": metrics["train_seconds_this_run"],
         "peak_mb": metrics.get("peak_gpu_mem_mb", metrics["peak_rss_mb"]),
+        "train_mb": metrics.get("train_gpu_increment_mb", metrics.get("train_rss_increment_mb", 0.0)),
         "steps": metrics["global_step"],
     }
 
 
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident set (or its high-water mark, `VmHWM`) from /proc, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_rss_peak() -> None:
+    """Reset VmHWM (Linux >= 4.0: `5` to clear_refs), so it measures only what follows."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def run_baseline_child(model: Path, data: Path, work: Path, method: str) -> dict[str, Any]:
-    """Runs inside a fresh process (`--child`): Trainer defaults at batch size 1, as Kaito's job."""
-    import pyarrow.parquet as pq
+    """Kaito's tuning job (KAITO.md §7.3), run inside a fresh process with Kaito's pins (`--child`).
+
+    TRL `SFTTrainer` + `SFTConfig` (its defaults: gradient checkpointing on, logging_steps 10, lr 2e-5)
+    with the default ConfigMap's values (batch 1, save_strategy "no", LoRA r 8 / alpha 8 / dropout 0),
+    transformers' `DataCollatorForLanguageModeling(mlm=False)`, `use_cache=False`, a `messages` parquet
+    loaded with `datasets` and formatted by SFTTrainer with the chat template, and for QLoRA
+    `prepare_model_for_kbit_training`. fp32 (bf16=False): Kaito's bfloat16 would time this CPU's bf16
+    kernels, not the trainer.
+    """
     import torch
+    from datasets import load_dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import (
         AutoModelForCausalLM,
         AutoTokenizer,
         BitsAndBytesConfig,
         DataCollatorForLanguageModeling,
-        Trainer,
-        TrainingArguments,
     )
+    from trl import SFTConfig, SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # Kaito's rule
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -202,55 +217,61 @@ def run_baseline_child(model: Path, data: Path, work: Path, method: str) -> dict
     base = AutoModelForCausalLM.from_pretrained(model, **kwargs)
     if method == "qlora":
         base = prepare_model_for_kbit_training(base)  # Kaito's call, with its defaults
-    peft_model = get_peft_model(
-        base, LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, target_modules=TARGETS, task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=LORA_R,
+        lora_alpha=LORA_ALPHA,
+        lora_dropout=LORA_DROPOUT,
+        target_modules=TARGETS,
+        task_type="CAUSAL_LM",
     )
-    rows = pq.read_table(data / "train.parquet").to_pylist()
-    texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
-    dataset = [{"input_ids": tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
-    tokens = sum(len(d["input_ids"]) for d in dataset)
-    args = TrainingArguments(
+    peft_model = get_peft_model(base, lora)
+    peft_model.config.use_cache = False
+    dataset = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
+    dataset = dataset.shuffle(seed=42)  # DatasetConfig.shuffle_dataset: true; train_test_split: 1
+    args = SFTConfig(
         output_dir=str(work / f"baseline-{method}"),
+        ddp_find_unused_parameters=False,
+        save_strategy="no",
         per_device_train_batch_size=1,
         num_train_epochs=1,
-        save_strategy="no",
+        bf16=False,
         report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
     )
-    trainer = Trainer(
+    trainer = SFTTrainer(
         model=peft_model,
-        args=args,
+        processing_class=tokenizer,
         train_dataset=dataset,
+        args=args,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
     )
+    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    before, load_peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset_rss_peak()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        gpu_before = torch.cuda.memory_allocated() / 2**20
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max(load_peak, rss_mb("VmHWM"))  # the reset above also lowers ru_maxrss
+    train_mb = rss_mb("VmHWM") - before
     if torch.cuda.is_available():
         peak = torch.cuda.max_memory_allocated() / 2**20
+        train_mb = peak - gpu_before
     return {
         "tokens": tokens,
         "seconds": seconds,
         "peak_mb": round(peak, 1),
+        "train_mb": round(train_mb, 1),
         "steps": trainer.state.global_step,
     }
 
 
-def run_baseline(model: Path, data: Path, work: Path, method: str) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        method,
-        "--model",
-        str(model),
-        "--data",
-        str(data),
-        "--work",
-        str(work),
-    ]
+def run_baseline(model: Path, data: Path, work: Path, method: str, python: Path) -> dict[str, Any]:
+    cmd = [str(python), __file__, "--child", method, "--model", str(model), "--data", str(data)]
+    cmd += ["--work", str(work)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"baseline failed:\n{result.stderr[-3000:]}")
@@ -283,23 +304,30 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: str, elapsed: float) -> str:
     lines = [
-        "## Tuning (kaito-tune vs. Trainer defaults at batch size 1)",
+        "## Tuning (kaito-tune vs. Kaito's job: TRL SFTTrainer + SFTConfig at batch size 1)",
         "",
         f"Machine: {where}. Model: random-weight Llama, 4 layers, hidden 256, 8 heads (4 KV), "
-        f"intermediate 688, vocab 4096 (~5M parameters), fp32. Data: {rows} chat rows of 10-210 words, one "
-        f"epoch; LoRA r={LORA_R}, alpha={LORA_ALPHA} on q/k/v/o/gate/up/down. kaito-tune runs as the real CLI "
-        "(padding per batch, length-grouped batches, loss on assistant tokens only, chunked loss, gradient "
-        "checkpointing unless turned off). Baseline: `transformers.Trainer` defaults at batch size 1 with "
-        "DataCollatorForLanguageModeling(mlm=False), how Kaito's job runs. QLoRA on both sides: NF4 + double "
-        "quantisation (fp32 compute) + prepare_model_for_kbit_training. tokens/s = non-padding tokens "
-        "trained per training second; peak = peak RSS of the whole process, model load included. Best of "
-        f"{repeats} fresh processes per variant (tokens/s of the fastest run, the lowest peak; the machine is "
-        f"shared and single runs vary by 2x); bench wall "
-        f"{elapsed:.0f} s. Target: ≥ {TARGET_SPEEDUP}x the baseline's tokens/s at no more peak memory. "
+        f"intermediate 688, vocab 4096 (~5M parameters), fp32 on both sides (Kaito's templates say bfloat16, "
+        f"which on this CPU would time its bf16 kernels, not the trainer; bf16=False is set explicitly). Data: "
+        f"{rows} `messages` rows of 10-210 words, one epoch; LoRA r={LORA_R}, alpha={LORA_ALPHA}, "
+        f"dropout={LORA_DROPOUT} (Kaito's template values) on q/k/v/o/gate/up/down on both sides. Baseline: "
+        "Kaito HEAD's flow (KAITO.md §7.3) in a venv with Kaito's pins (`.venv-kaito-tune`: trl 1.16.0, "
+        "transformers 5.14.1, peft 0.11.1, bitsandbytes 0.46.1, datasets 4.8.4): `datasets` parquet load, "
+        "`SFTTrainer` + `SFTConfig` with the default ConfigMap's values (batch 1, save_strategy no; SFTConfig's "
+        "own gradient checkpointing, lr 2e-5, logging_steps 10), transformers' "
+        "DataCollatorForLanguageModeling(mlm=False), use_cache=False, chat template applied by SFTTrainer. "
+        "kaito-tune: the real CLI (.venv: transformers 5.23, peft 0.21, bitsandbytes 0.50). QLoRA on both "
+        "sides: NF4 + double quantisation (fp32 compute) + prepare_model_for_kbit_training. tokens/s = "
+        "input tokens trained per training second (model loading excluded); peak = peak RSS of the whole "
+        "process (imports and model load included); train = the training loop's own increment (peak RSS "
+        "during train() minus RSS just before it). Best of "
+        f"{repeats} fresh processes per variant, interleaved (tokens/s of the fastest run, the lowest peaks); "
+        f"bench wall {elapsed:.0f} s. Target: ≥ {TARGET_SPEEDUP}x the baseline's tokens/s at ≤ 1.0x its peak. "
         "Reproduce: `make bench-tune`.",
         "",
-        "| method | variant | steps | tokens/s | peak RSS (MB) | speed vs baseline | memory vs baseline | target |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| method | variant | steps | tokens/s | peak RSS (MB) | train (MB) | speed vs baseline "
+        "| peak vs baseline | train vs baseline | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for method in ("lora", "qlora"):
         base = results[f"baseline-{method}"]
@@ -309,6 +337,7 @@ def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: s
             r = results[f"{key}-{method}"]
             speed = r["tokens_per_s"] / base["tokens_per_s"]
             memory = r["peak_mb"] / base["peak_mb"]
+            train = r["train_mb"] / base["train_mb"] if base["train_mb"] else 0.0
             verdict = (
                 ""
                 if key == "baseline"
@@ -316,37 +345,35 @@ def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: s
             )
             lines.append(
                 f"| {method} | {label} | {r['steps']} | {r['tokens_per_s']:,.0f} | {r['peak_mb']:,.0f} | "
-                f"{speed:.2f}x | {memory:.2f}x | {verdict} |"
+                f"{r['train_mb']:,.0f} | {speed:.2f}x | {memory:.2f}x | {train:.2f}x | {verdict} |"
             )
-    over = any(
-        results[f"ours-bs8-{m}"]["peak_mb"] > results[f"baseline-{m}"]["peak_mb"] for m in ("lora", "qlora")
-    )
-    memory_verdict = ": the memory half of the target is not met on CPU." if over else "."
     reading = (
-        "Reading: on this CPU a training step is compute-bound already at batch size 1, so batching buys "
-        f"less than on a GPU. Batch 8 runs at {_ratios(results, 'ours-bs8', 'tokens_per_s')} the baseline's "
-        f"tokens/s ({_ratios(results, 'ours-bs8-nogc', 'tokens_per_s')} without gradient checkpointing) but "
-        "holds 8x the tokens per step in activations, so its peak RSS is "
-        f"{_ratios(results, 'ours-bs8', 'peak_mb')} the baseline's{memory_verdict} Gradient checkpointing (on "
-        "by default, as in the TRL config Kaito's job used) trades speed for that memory; at batch 1 it puts "
-        f"kaito-tune at {_ratios(results, 'ours-bs1', 'tokens_per_s')} the speed of the baseline, which runs "
-        "without it. Logits are not the cost: the chunked loss holds at most 32 MiB of them at a time. "
-        "Heap (CPU hosts): `KAITO_TUNE_MMAP_THRESHOLD=1048576` pins glibc's mmap threshold so freed "
-        "activation tensors leave the process instead of staying in the heap; it buys memory with speed: "
-        f"batch-8 peak RSS {_ratios(results, 'ours-bs8-mmap', 'peak_mb')} the baseline's (default "
-        f"{_ratios(results, 'ours-bs8', 'peak_mb')}), tokens/s {_ratios(results, 'ours-bs8-mmap', 'tokens_per_s')} "
-        f"(default {_ratios(results, 'ours-bs8', 'tokens_per_s')}), so it is opt-in. The loss chunk size, "
-        "glibc's arena count and malloc_trim after each step changed nothing measurable (2026-12-03). "
-        "Run-to-run spread on this shared box is large (batch-8 LoRA measured 1.1x to 1.6x across bench runs "
-        "on the same day), so read the ratios as ranges."
+        "Reading: the default kaito-tune runs at "
+        f"{_ratios(results, 'ours', 'tokens_per_s')} the baseline's tokens/s with "
+        f"{_ratios(results, 'ours', 'peak_mb')} its whole-process peak and "
+        f"{_ratios(results, 'ours', 'train_mb')} its training increment. Part of the whole-process gap is "
+        "not the trainer: the baseline process also imports TRL, datasets and pandas and holds a datasets "
+        "table; the training increment is the figure that carries over to a GPU. The speed comes from "
+        "gradient checkpointing being off by default (SFTConfig turns it on) and from the loss: logits only "
+        "at supervised (assistant) positions, a chunk at a time. Gradient checkpointing is the knob that "
+        "buys memory with speed: `gradient_checkpointing: true` runs at "
+        f"{_ratios(results, 'ours-gc', 'tokens_per_s')} the baseline's speed with a training increment of "
+        f"{_ratios(results, 'ours-gc', 'train_mb')}. On this 4-layer model activations are a small part "
+        "of the increment (optimizer state, gradients and the allocator dominate), so turning checkpointing "
+        "off costs little here; on a 32-layer model with 1-2k-token rows a step without it keeps every "
+        "layer's activations and can need several times Kaito's activation memory: set it to true there. "
+        "Kaito's template value per_device_train_batch_size: 1 is honoured (one row per step): "
+        f"{_ratios(results, 'ours-bs1', 'tokens_per_s')} the speed, "
+        f"{_ratios(results, 'ours-bs1', 'peak_mb')} the peak. Larger batches buy speed with memory too "
+        "(batch 8 without checkpointing measured about 1.9x the speed at 1.12x the peak for LoRA in a "
+        "probe on 2026-12-03). QLoRA speed also depends on the bitsandbytes CPU kernels, which differ "
+        "between Kaito's 0.46.1 and our 0.50; CPU QLoRA says nothing about GPU QLoRA (RUNTIME.md §3)."
     )
     lines += [
         "",
         reading,
         "",
-        "GPU: this task had no GPU lent (`device` tool: can_start_another=false), so the QLoRA run on a "
-        "phi-3-mini-shaped model with peak GPU memory was not possible; CPU bitsandbytes kernels say nothing "
-        "about GPU QLoRA speed (RUNTIME.md §3).",
+        "GPU: this task had no GPU lent (`device` tool: can_start_another=false), so no peak-GPU-memory run.",
     ]
     return "\n".join(lines)
 
@@ -384,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", help="comma-separated variant keys to run (default: all; the baseline always runs)"
     )
+    parser.add_argument(
+        "--baseline-python",
+        type=Path,
+        default=ROOT / ".venv-kaito-tune" / "bin" / "python",
+        help="python of the venv with Kaito's pins (`make .venv-kaito-tune/.done`)",
+    )
     parser.add_argument("--child", choices=["lora", "qlora"], help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -408,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in ("lora", "qlora"):
                 for key, _, runner, kwargs in variants:
                     if runner == "baseline":
-                        result = run_baseline(model, data, work, method)
+                        result = run_baseline(model, data, work, method, args.baseline_python)
                     else:
                         result = run_ours(model, data, work, method, **kwargs)
                     runs.setdefault(f"{key}-{method}", []).append(result)

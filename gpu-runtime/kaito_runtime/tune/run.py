@@ -192,7 +192,7 @@ def tune(options: TuneOptions, log: Logger) -> dict[str, Any]:
         "total_params": total,
         "per_device_train_batch_size": cfg.TrainingArguments.per_device_train_batch_size,
         "compat_peft": options.compat_peft,
-        **training.peak_memory_mb(),
+        **result.memory,
     }
     write_metrics(output_dir, metrics)
     write_sentinel(output_dir, f"kaito-tune {method.value} finished at global_step {result.global_step}")

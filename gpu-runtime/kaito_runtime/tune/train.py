@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from kaito_runtime.tune.config import LoadedConfig
 from kaito_runtime.tune.errors import ConfigError, ModelError, TuneError
 from kaito_runtime.tune.events import emit
 from kaito_runtime.tune.loss import KaitoTrainer
+from kaito_runtime.tune.memory import MemoryWatch
 from kaito_runtime.tune.progress import JsonProgressCallback, TimedCheckpointCallback
 from kaito_runtime.tune.schema import Method
 from kaito_runtime.tune.tokenize import Example
@@ -89,6 +89,7 @@ class TrainResult:
     session_tokens: int  # non-padding tokens trained in this process (resumed steps excluded)
     session_seconds: float
     resumed_from: str | None
+    memory: dict[str, float]  # memory.MemoryWatch.report(): whole-process peak and the training increment
 
 
 def has_cuda() -> bool:
@@ -310,7 +311,9 @@ def train(
         resumed_from = path.name
         emit("resume", checkpoint=str(path), global_step=step)
         log(f"resuming from {path.name} at global_step {step}")
+    watch = MemoryWatch()
     result = trainer.train(resume_from_checkpoint=str(resume[1]) if resume else None)
+    memory = watch.report()
     session_tokens, session_seconds = progress.session(trainer.state)
     eval_loss = None
     if eval_examples:
@@ -324,6 +327,7 @@ def train(
         session_tokens=session_tokens,
         session_seconds=session_seconds,
         resumed_from=resumed_from,
+        memory=memory,
     )
 
 
@@ -337,13 +341,6 @@ def limit_host_heap() -> int | None:
     except OSError:
         return None  # not glibc (musl, macOS): nothing to tune
     return value if libc.mallopt(_M_MMAP_THRESHOLD, value) == 1 else None
-
-
-def peak_memory_mb() -> dict[str, float]:
-    peaks = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if has_cuda():
-        peaks["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return peaks
 
 
 def count_quantized_linear(model: torch.nn.Module) -> int:
