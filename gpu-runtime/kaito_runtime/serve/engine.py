@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .detok import TextTracker
+from .kvcache import GrowingCache
 from .loader import COMBINED_ADAPTER, LoadedModel
 from .metrics import Metrics
 from .sampling import SamplingParams, select_tokens
@@ -209,7 +210,6 @@ class Engine:
 
     def _prefill(self, reqs: list[GenerationRequest]) -> None:
         import torch
-        from transformers import DynamicCache
 
         device = self.loaded.device
         longest = max(len(r.prompt_ids) for r in reqs)
@@ -221,7 +221,7 @@ class Engine:
             mask[i, longest - n :] = 1
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-        cache = DynamicCache()
+        cache = GrowingCache(max_len=self.loaded.max_model_len)
         logits = self._forward(ids, mask, positions, cache, reqs)
         rows = [
             _Row(req=r, tracker=TextTracker(self.loaded.tokenizer, r.params.stop), position=len(r.prompt_ids))
@@ -370,8 +370,10 @@ class Engine:
         for layer in self._cache.layers:
             if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
                 continue
-            layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))[:, :, first:, :]
-            layer.values = layer.values.index_select(0, index.to(layer.values.device))[:, :, first:, :]
+            layer.replace(
+                layer.keys.index_select(0, index.to(layer.keys.device))[:, :, first:, :],
+                layer.values.index_select(0, index.to(layer.values.device))[:, :, first:, :],
+            )
         self._rows = [self._rows[i] for i in keep]
 
     def _merge(self, cache: Any, mask: torch.Tensor, rows: list[_Row]) -> None:
@@ -390,9 +392,9 @@ class Engine:
             return F.pad(t, (0, 0, n, 0)) if n else t  # [B, H, S, D]: pad S on the left
 
         for old, fresh in zip(self._cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([pad(old.keys, total - old_len), pad(fresh.keys, total - new_len)], dim=0)
-            old.values = torch.cat(
-                [pad(old.values, total - old_len), pad(fresh.values, total - new_len)], dim=0
+            old.replace(
+                torch.cat([pad(old.keys, total - old_len), pad(fresh.keys, total - new_len)], dim=0),
+                torch.cat([pad(old.values, total - old_len), pad(fresh.values, total - new_len)], dim=0),
             )
         self._mask = torch.cat(
             [F.pad(self._mask, (total - old_len, 0)), F.pad(mask, (total - new_len, 0))], dim=0

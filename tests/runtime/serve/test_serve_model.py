@@ -221,6 +221,33 @@ def test_batched_engine_matches_greedy_generate(tiny_model_dir: Path) -> None:
         assert done.finish_reason == ("stop" if int(new[-1]) in loaded.eos_token_ids else "length")
 
 
+def test_long_generations_match_generate_across_kv_buffer_growth(tiny_model_dir: Path) -> None:
+    """150 tokens cross the in-place KV buffer's capacity (prefill + 64 spare columns) at least once,
+    while a short row retires from the same batch: the tokens are still generate's."""
+    import torch
+
+    loaded = load_model(_settings(tiny_model_dir))
+    jobs = [
+        ("the red green blue batch", SamplingParams(max_new_tokens=150, min_new_tokens=150, do_sample=False)),
+        ("x", SamplingParams(max_new_tokens=5, min_new_tokens=5, do_sample=False)),
+    ]
+    events = _run_engine(loaded, jobs, max_batch=2)
+    eos = sorted(loaded.eos_token_ids)
+    for (prompt, params), evs in zip(jobs, events, strict=True):
+        ids = loaded.tokenizer(prompt, return_tensors="pt")
+        with torch.inference_mode():
+            out = loaded.model.generate(
+                **ids,
+                max_new_tokens=params.max_new_tokens,
+                min_new_tokens=params.min_new_tokens,
+                do_sample=False,
+                eos_token_id=eos,
+            )
+        new = out[0, ids["input_ids"].shape[1] :]
+        assert evs[-1].completion_tokens == params.max_new_tokens == len(new)
+        assert _text(evs) == loaded.tokenizer.decode(new, skip_special_tokens=True)
+
+
 def test_seed_makes_sampling_reproducible(tiny_model_dir: Path) -> None:
     loaded = load_model(_settings(tiny_model_dir))
 
