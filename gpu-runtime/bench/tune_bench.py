@@ -6,8 +6,8 @@
 On a bench-size random Llama (4 layers, hidden 256, vocab 4096, ~5M parameters) and a synthetic chat
 dataset of variable-length conversations, in the same run:
 
-- ours: the real `kaito-tune` CLI (a subprocess) with its default config, with Kaito's template value
-  per_device_train_batch_size 1, and with gradient_checkpointing turned on (the memory-for-speed knob);
+- ours: the real `kaito-tune` CLI (a subprocess) with its default config (batch 2, gradient
+  checkpointing on), at Kaito's template batch 1, and with gradient_checkpointing off (speed for memory);
 - baseline: Kaito HEAD's tuning job (KAITO.md §7.3) in a venv with Kaito's pins (`--baseline-python`,
   `make .venv-kaito-tune/.done`): TRL SFTTrainer + SFTConfig at batch 1, the default ConfigMap's values,
   DataCollatorForLanguageModeling(mlm=False), a `datasets` parquet load; the same model, LoRA r/alpha/
@@ -43,11 +43,11 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 # (key, label, runner, kwargs): the baseline first; speed and memory are reported relative to it.
 VARIANTS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("baseline", "Kaito's job: SFTTrainer + SFTConfig, batch 1", "baseline", {}),
-    ("ours", "kaito-tune, default config (batch 2, no checkpointing)", "ours", {}),
-    ("ours-bs1", "kaito-tune, per_device_train_batch_size: 1 (Kaito's template)", "ours",
+    ("ours", "kaito-tune, default config (batch 2, gradient checkpointing)", "ours", {}),
+    ("ours-bs1", "kaito-tune, per_device_train_batch_size: 1 (Kaito's template value)", "ours",
      {"training": {"per_device_train_batch_size": 1}}),
-    ("ours-gc", "kaito-tune, default + gradient_checkpointing: true", "ours",
-     {"training": {"gradient_checkpointing": True}}),
+    ("ours-nogc", "kaito-tune, default + gradient_checkpointing: false", "ours",
+     {"training": {"gradient_checkpointing": False}}),
 )  # fmt: skip
 TARGET_SPEEDUP = 1.3
 WORDS = [
@@ -353,20 +353,21 @@ def render(results: dict[str, dict[str, Any]], rows: int, repeats: int, where: s
         f"{_ratios(results, 'ours', 'peak_mb')} its whole-process peak and "
         f"{_ratios(results, 'ours', 'train_mb')} its training increment. Part of the whole-process gap is "
         "not the trainer: the baseline process also imports TRL, datasets and pandas and holds a datasets "
-        "table; the training increment is the figure that carries over to a GPU. The speed comes from "
-        "gradient checkpointing being off by default (SFTConfig turns it on) and from the loss: logits only "
-        "at supervised (assistant) positions, a chunk at a time. Gradient checkpointing is the knob that "
-        "buys memory with speed: `gradient_checkpointing: true` runs at "
-        f"{_ratios(results, 'ours-gc', 'tokens_per_s')} the baseline's speed with a training increment of "
-        f"{_ratios(results, 'ours-gc', 'train_mb')}. On this 4-layer model activations are a small part "
+        "table; the training increment is the figure that carries over to a GPU. Both sides checkpoint "
+        "activations (SFTConfig's default, and ours) at batch 1, so the speed comes from the loss: logits "
+        "only at supervised (assistant) positions, a chunk at a time, where SFTTrainer computes full-vocabulary "
+        "logits for every token (and its entropy and token-accuracy metrics over them). Gradient "
+        "checkpointing is the knob that buys speed with memory: `gradient_checkpointing: false` runs at "
+        f"{_ratios(results, 'ours-nogc', 'tokens_per_s')} the baseline's speed with a training increment of "
+        f"{_ratios(results, 'ours-nogc', 'train_mb')}. On this 4-layer model activations are a small part "
         "of the increment (optimizer state, gradients and the allocator dominate), so turning checkpointing "
         "off costs little here; on a 32-layer model with 1-2k-token rows a step without it keeps every "
-        "layer's activations and can need several times Kaito's activation memory: set it to true there. "
-        "Kaito's template value per_device_train_batch_size: 1 is honoured (one row per step): "
-        f"{_ratios(results, 'ours-bs1', 'tokens_per_s')} the speed, "
-        f"{_ratios(results, 'ours-bs1', 'peak_mb')} the peak. Larger batches buy speed with memory too "
-        "(batch 8 without checkpointing measured about 1.9x the speed at 1.12x the peak for LoRA in a "
-        "probe on 2026-12-03). QLoRA speed also depends on the bitsandbytes CPU kernels, which differ "
+        "layer's activations and can need several times Kaito's activation memory on a GPU, which is why "
+        "it stays on by default. Batch size: Kaito's templates set per_device_train_batch_size: 1, which "
+        f"kaito-tune honours ({_ratios(results, 'ours-bs1', 'tokens_per_s')} the speed at "
+        f"{_ratios(results, 'ours-bs1', 'peak_mb')} the peak); when a ConfigMap leaves it out the default is "
+        "2, which works because the collator pads labels (Kaito's job fails above batch 1, RUNTIME.md 7c); "
+        "larger batches buy more speed with memory. QLoRA speed also depends on the bitsandbytes CPU kernels, which differ "
         "between Kaito's 0.46.1 and our 0.50; CPU QLoRA says nothing about GPU QLoRA (RUNTIME.md §3)."
     )
     lines += [

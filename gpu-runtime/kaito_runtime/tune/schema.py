@@ -19,10 +19,11 @@ Defaults that differ from the libraries', and why:
   template); Kaito's dataclass would default to fp4 without double quant when a user sets only
   `load_in_4bit`.
 - TrainingArguments: TRL SFTConfig's defaults where Kaito's job relied on them (learning_rate 2e-5,
-  logging_steps 10, max_length 1024); loss on completion/assistant tokens only. Two are our own
-  (BENCHMARKS.md, tuning): per_device_train_batch_size 2 and gradient_checkpointing off (SFTConfig: on).
-  Checkpointing is the knob that buys memory with speed: without it a step keeps every layer's
-  activations, so set `gradient_checkpointing: true` for long rows on many-layer models.
+  logging_steps 10, max_length 1024, gradient_checkpointing on); loss on completion/assistant tokens
+  only; per_device_train_batch_size 2 when a ConfigMap leaves it out (Kaito's templates set 1, which
+  is honoured; BENCHMARKS.md, tuning). Checkpointing is the knob that
+  buys speed with memory: `gradient_checkpointing: false` keeps every layer's activations (fine for short
+  rows on small models, an OOM risk for long rows on many-layer models on a GPU).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class TrainingSection(BaseModel):
     save_steps: float = Field(500, gt=0)
     save_total_limit: int | None = Field(2, ge=1)
     eval_strategy: Literal["no", "steps", "epoch"] = "no"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = True
     seed: int = 42
     train_sampling_strategy: Literal["random", "sequential", "group_by_length", "batch_rebalance"] | None = (
         None

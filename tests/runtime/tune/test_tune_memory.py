@@ -23,11 +23,11 @@ def test_whole_process_peak_survives_the_reset() -> None:
     del spike
     watch = MemoryWatch()
     report = watch.report()
-    assert report["peak_rss_mb"] >= watch.load_peak_mb
+    assert report["peak_rss_mb"] >= round(watch.load_peak_mb, 1) - 0.1  # reported to 0.1 MB
     assert report["train_rss_increment_mb"] < 100
 
 
 def test_defaults_are_the_benchmarked_ones() -> None:
     section = TrainingSection()
     assert section.per_device_train_batch_size == 2
-    assert section.gradient_checkpointing is False
+    assert section.gradient_checkpointing is True  # as TRL's SFTConfig, which Kaito's job uses
