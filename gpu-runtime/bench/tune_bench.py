@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -168,19 +167,6 @@ def run_ours(
     }
 
 
-def rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident set (or its high-water mark, `VmHWM`) from /proc, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def reset_rss_peak() -> None:
-    """Reset VmHWM (Linux >= 4.0: `5` to clear_refs), so it measures only what follows."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
 def run_baseline_child(model: Path, data: Path, work: Path, method: str) -> dict[str, Any]:
     """Kaito's tuning job (KAITO.md §7.3), run inside a fresh process with Kaito's pins (`--child`).
 
@@ -247,24 +233,20 @@ def run_baseline_child(model: Path, data: Path, work: Path, method: str) -> dict
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
     )
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
-    before, load_peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    reset_rss_peak()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        gpu_before = torch.cuda.memory_allocated() / 2**20
+    # kaito-tune's own measure (it needs only torch), so both sides are measured by the same code.
+    sys.path.insert(0, str(ROOT / "gpu-runtime"))
+    from kaito_runtime.tune.memory import MemoryWatch
+
+    watch = MemoryWatch()
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    peak = max(load_peak, rss_mb("VmHWM"))  # the reset above also lowers ru_maxrss
-    train_mb = rss_mb("VmHWM") - before
-    if torch.cuda.is_available():
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        train_mb = peak - gpu_before
+    memory = watch.report()
     return {
         "tokens": tokens,
         "seconds": seconds,
-        "peak_mb": round(peak, 1),
-        "train_mb": round(train_mb, 1),
+        "peak_mb": memory.get("peak_gpu_mem_mb", memory["peak_rss_mb"]),
+        "train_mb": memory.get("train_gpu_increment_mb", memory.get("train_rss_increment_mb", 0.0)),
         "steps": trainer.state.global_step,
     }
 

@@ -370,10 +370,8 @@ class Engine:
         for layer in self._cache.layers:
             if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
                 continue
-            layer.replace(
-                layer.keys.index_select(0, index.to(layer.keys.device))[:, :, first:, :],
-                layer.values.index_select(0, index.to(layer.values.device))[:, :, first:, :],
-            )
+            layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))[:, :, first:, :]
+            layer.values = layer.values.index_select(0, index.to(layer.values.device))[:, :, first:, :]
         self._rows = [self._rows[i] for i in keep]
 
     def _merge(self, cache: Any, mask: torch.Tensor, rows: list[_Row]) -> None:
@@ -392,9 +390,9 @@ class Engine:
             return F.pad(t, (0, 0, n, 0)) if n else t  # [B, H, S, D]: pad S on the left
 
         for old, fresh in zip(self._cache.layers, cache.layers, strict=True):
-            old.replace(
-                torch.cat([pad(old.keys, total - old_len), pad(fresh.keys, total - new_len)], dim=0),
-                torch.cat([pad(old.values, total - old_len), pad(fresh.values, total - new_len)], dim=0),
+            old.keys = torch.cat([pad(old.keys, total - old_len), pad(fresh.keys, total - new_len)], dim=0)
+            old.values = torch.cat(
+                [pad(old.values, total - old_len), pad(fresh.values, total - new_len)], dim=0
             )
         self._mask = torch.cat(
             [F.pad(self._mask, (total - old_len, 0)), F.pad(mask, (total - new_len, 0))], dim=0

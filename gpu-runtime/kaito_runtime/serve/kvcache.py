@@ -8,8 +8,8 @@ only the new column; the buffer is reallocated (with headroom) only when it is f
 copy amortised O(1) per token. Semantics are DynamicLayer's (the engine's greedy output equals
 `generate` token for token, tested), so everything that reads `layer.keys` keeps working.
 
-The engine's row surgery (merging newly prefilled rows, retiring finished ones) goes through
-`GrowingLayer.replace`, which stores the rebuilt tensors with fresh headroom.
+The engine's row surgery (merging newly prefilled rows, retiring finished ones) rebinds `keys` and
+`values` as it does on a DynamicLayer; the next update moves them into a buffer with fresh headroom.
 
 Memory: the spare part is at most `max(MIN_SPARE, length // 2)` columns per layer, rounded up to
 `ALIGN`; the KV budget in the server's memory model (max-batch-size x max-model-len) already bounds
@@ -35,94 +35,58 @@ def _capacity(needed: int, max_len: int | None) -> int:
 
 # transformers' cache_utils is untyped: the two calls into it below are the only unchecked ones.
 class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
-    """DynamicLayer without the per-step copy: writes land in preallocated spare columns."""
+    """DynamicLayer without the per-step copy: writes land in preallocated spare columns.
+
+    `keys`/`values` stay plain attributes, as in DynamicLayer: whoever rebinds them (the engine's row
+    surgery, `crop`, `batch_select_indices`, `reset`) needs nothing else. While they are still views at
+    the start of this layer's buffers, the next update appends in place; otherwise it first moves them
+    into a fresh buffer with headroom.
+    """
 
     def __init__(self, max_len: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.max_len = max_len  # never allocate more columns than this (the model's context)
         self._k: torch.Tensor | None = None
         self._v: torch.Tensor | None = None
-        self._len = 0
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        super().lazy_initialization(key_states, value_states)
-        self._k = self._v = None
-        self._len = 0
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        n = key_states.shape[-2]
-        end = self._len + n
-        if self._k is None or self._v is None or end > self._k.shape[-2] or not self._fits(key_states):
-            self._reserve(key_states, value_states, end)
+        assert self.keys is not None and self.values is not None
+        start = self.keys.shape[-2] if self.keys.dim() == key_states.dim() else 0  # [] before the first
+        end = start + key_states.shape[-2]
+        in_place = self._in_buffer(self.keys, self._k) and self._in_buffer(self.values, self._v)
+        if not in_place or self._k is None or end > self._k.shape[-2]:
+            self._reserve(key_states, value_states, start, end)
         assert self._k is not None and self._v is not None
-        self._k[..., self._len : end, :].copy_(key_states)
-        self._v[..., self._len : end, :].copy_(value_states)
-        self._len = end
+        self._k[..., start:end, :].copy_(key_states)
+        self._v[..., start:end, :].copy_(value_states)
         self.keys = self._k[..., :end, :]
         self.values = self._v[..., :end, :]
         return self.keys, self.values
 
-    def replace(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Store rebuilt tensors (rows merged or removed, columns trimmed) with fresh headroom."""
-        if not self.is_initialized:
-            self.lazy_initialization(keys, values)
-        self._k = self._v = None
-        self._len = 0
-        length = keys.shape[-2]
-        self._reserve(keys, values, length, copy=False)
-        assert self._k is not None and self._v is not None
-        self._k[..., :length, :].copy_(keys)
-        self._v[..., :length, :].copy_(values)
-        self._len = length
-        self.keys = self._k[..., :length, :]
-        self.values = self._v[..., :length, :]
+    @staticmethod
+    def _in_buffer(view: torch.Tensor, buffer: torch.Tensor | None) -> bool:
+        """`view` is `buffer[..., :n, :]` (what update() leaves, or a crop of it)."""
+        return (
+            buffer is not None
+            and view.dim() == buffer.dim()
+            and view.data_ptr() == buffer.data_ptr()
+            and view.stride() == buffer.stride()
+            and view.shape[:-2] == buffer.shape[:-2]
+        )
 
-    def _fits(self, states: torch.Tensor) -> bool:
-        assert self._k is not None
-        return self._k.shape[:-2] == states.shape[:-2] and self._k.shape[-1] == states.shape[-1]
-
-    def _reserve(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, needed: int, copy: bool = True
-    ) -> None:
-        columns = _capacity(needed, self.max_len)
+    def _reserve(self, key_states: torch.Tensor, value_states: torch.Tensor, start: int, end: int) -> None:
+        columns = _capacity(end, self.max_len)
         k = key_states.new_empty((*key_states.shape[:-2], columns, key_states.shape[-1]))
         v = value_states.new_empty((*value_states.shape[:-2], columns, value_states.shape[-1]))
-        if copy and self._k is not None and self._v is not None and self._len:
-            if self._k.shape[:-2] != key_states.shape[:-2]:
-                raise ValueError("GrowingLayer: the batch changed without replace()")
-            k[..., : self._len, :].copy_(self._k[..., : self._len, :])
-            v[..., : self._len, :].copy_(self._v[..., : self._len, :])
+        if start:
+            assert self.keys is not None and self.values is not None
+            k[..., :start, :].copy_(self.keys)
+            v[..., :start, :].copy_(self.values)
         self._k, self._v = k, v
-
-    # DynamicLayer's other mutators rebind keys/values; keep the buffer in step with them.
-    def crop(self, tokens_to_remove: int) -> None:
-        super().crop(tokens_to_remove)
-        if self.is_initialized and self.keys is not None and self.values is not None:
-            self.replace(self.keys, self.values)
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        super().batch_select_indices(indices)
-        if self.is_initialized and self.keys is not None and self.values is not None and self.keys.numel():
-            self.replace(self.keys, self.values)
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        super().batch_repeat_interleave(repeats)
-        if self.is_initialized and self.keys is not None and self.values is not None and self.keys.numel():
-            self.replace(self.keys, self.values)
-
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        super().reorder_cache(beam_idx)
-        if self.is_initialized and self.keys is not None and self.values is not None and self.keys.numel():
-            self.replace(self.keys, self.values)
-
-    def reset(self) -> None:
-        super().reset()
-        self._k = self._v = None
-        self._len = 0
 
 
 class GrowingCache(DynamicCache):

@@ -43,14 +43,17 @@ def test_capacity_has_headroom_and_respects_the_context_limit() -> None:
     assert _capacity(200, 128) == 200  # but always what is needed
 
 
-def test_replace_keeps_the_rows_given_and_later_updates_append_to_them() -> None:
+def test_rebound_rows_are_kept_and_later_updates_append_to_them() -> None:
     grow, dyn = GrowingLayer(), DynamicLayer()
     for i, n in enumerate([9, 1, 1]):
         k, v = _states(4, n, i)
         grow.update(k, v)
         dyn.update(k, v)
     index = torch.tensor([0, 2])
-    grow.replace(grow.keys.index_select(0, index)[:, :, 2:], grow.values.index_select(0, index)[:, :, 2:])
+    grow.keys = grow.keys.index_select(0, index)[
+        :, :, 2:
+    ]  # the engine's row surgery rebinds, as on DynamicLayer
+    grow.values = grow.values.index_select(0, index)[:, :, 2:]
     dyn.keys = dyn.keys.index_select(0, index)[:, :, 2:]
     dyn.values = dyn.values.index_select(0, index)[:, :, 2:]
     k, v = _states(2, 1, 7)
