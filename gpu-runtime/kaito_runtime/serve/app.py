@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .bridge import ClientGoneError, chat_chunks, collect, completion_chunks, sse, submit
+from .cpu import ThreadGovernor
 from .engine import Engine
 from .guard import BodyTooLargeError, GuardMiddleware, error_response
 from .loader import LoadedModel, ModelLoadError, load_model
@@ -47,7 +48,10 @@ def create_app(settings: Settings, model_loader: ModelLoader = load_model) -> Fa
     def load() -> None:
         try:
             loaded = model_loader(settings)
-            engine = Engine(loaded, settings.limits.max_batch_size, settings.limits.max_queue, metrics)
+            governor = ThreadGovernor(loaded.cpu) if loaded.cpu is not None else None
+            engine = Engine(
+                loaded, settings.limits.max_batch_size, settings.limits.max_queue, metrics, governor
+            )
             engine.start()
             state.loaded, state.engine = loaded, engine
             metrics.model_load_seconds.set(loaded.load_seconds)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .cpu import ThreadGovernor
 from .detok import TextTracker
 from .kvcache import GrowingCache
 from .loader import COMBINED_ADAPTER, LoadedModel
@@ -87,7 +88,12 @@ class _Row:
 
 class Engine:
     def __init__(
-        self, loaded: LoadedModel, max_batch_size: int, max_queue: int, metrics: Metrics | None = None
+        self,
+        loaded: LoadedModel,
+        max_batch_size: int,
+        max_queue: int,
+        metrics: Metrics | None = None,
+        governor: ThreadGovernor | None = None,
     ):
         self.loaded = loaded
         self.max_batch_size = max_batch_size
@@ -103,6 +109,7 @@ class Engine:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._has_adapters = bool(loaded.adapter_routes)
+        self.governor = governor  # CPU-only servers: torch threads follow the machine's other load
         self.steps = 0
 
     # ------------------------------------------------------------------ public API
@@ -146,12 +153,18 @@ class Engine:
         while True:
             with self._cond:
                 while not self._pending and not self._rows and not self._stopping:
+                    if self.governor is not None:
+                        self.governor.pause()
                     self._cond.wait()
                 if self._stopping:
                     break
                 free = self.max_batch_size - len(self._rows)
                 new = [self._pending.popleft() for _ in range(min(free, len(self._pending)))]
                 self._gauge_queue()
+            if self.governor is not None:  # here, in the thread that runs torch (OpenMP is per thread)
+                threads = self.governor.tick()
+                if self.metrics is not None:
+                    self.metrics.cpu_threads.set(threads)
             try:
                 with torch.inference_mode():
                     self._step(new)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cpu import CpuBudget
 from .settings import AdapterSpec, Settings
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class LoadedModel:
     adapter_routes: dict[str, str] = field(default_factory=dict)
     load_seconds: float = 0.0
     chat_template_is_fallback: bool = False
+    cpu: CpuBudget | None = None  # CPU-only server processes: what the thread governor may use
 
 
 def resolve_dtype(requested: str) -> torch.dtype:
@@ -63,12 +65,13 @@ def resolve_dtype(requested: str) -> torch.dtype:
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[requested]
 
 
-def configure_cpu_threads() -> int | None:
-    """On CPU-only hosts, leave one core to the HTTP event loop.
+def configure_cpu_threads() -> CpuBudget | None:
+    """On CPU-only hosts: the CPU budget, with torch set to its starting thread count (cpu.py).
 
-    torch's OpenMP workers spin at barriers; when they share every core with the event loop
-    (and, on small hosts, with clients), each decode step can stall 5-10x (measured on 2 cores:
-    BENCHMARKS.md, `serve`). An explicit OMP_NUM_THREADS is respected. Returns the thread count set.
+    Starts at all usable cores but one (the safe side on a busy host: OpenMP workers sharing a
+    core with another process stall each other); the engine's ThreadGovernor then follows the
+    other load on the machine. None (nothing changed) on GPU hosts or with an explicit
+    OMP_NUM_THREADS.
     """
     import os
 
@@ -76,10 +79,9 @@ def configure_cpu_threads() -> int | None:
 
     if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, min(torch.get_num_threads(), cores - 1))
-    torch.set_num_threads(threads)
-    return threads
+    budget = CpuBudget.detect(max_threads=torch.get_num_threads())
+    torch.set_num_threads(budget.initial_threads())
+    return budget
 
 
 def resolve_model_dir(
@@ -200,9 +202,15 @@ def load_model(settings: Settings) -> LoadedModel:
     )
     dtype = resolve_dtype(settings.dtype)
     cuda = torch.cuda.is_available()
-    threads = configure_cpu_threads() if settings.tune_cpu_threads else None
-    if threads is not None:
-        log.info("CPU only: using %d torch thread(s), leaving a core to the HTTP server", threads)
+    cpu = configure_cpu_threads() if settings.tune_cpu_threads else None
+    if cpu is not None:
+        log.info(
+            "CPU only: %d usable core(s)%s; starting with %d torch thread(s)%s",
+            cpu.usable,
+            f" (cgroup limit {cpu.limit:g} CPUs)" if cpu.limit is not None else "",
+            cpu.initial_threads(),
+            ", following the other load on them" if cpu.governed else "",
+        )
     if not cuda and dtype == torch.float16:
         log.warning("float16 on CPU is slow and may overflow; prefer --dtype float32 or bfloat16 on CPU")
     try:
@@ -253,6 +261,7 @@ def load_model(settings: Settings) -> LoadedModel:
         adapters=settings.adapters,
         adapter_routes=adapter_routes,
         chat_template_is_fallback=fallback,
+        cpu=cpu,
     )
     loaded.load_seconds = time.perf_counter() - started
     log.info(

@@ -41,6 +41,9 @@ class Metrics:
         self.queue_depth = Gauge(
             "kaito_serve_queue_depth", "Requests admitted but not yet in a batch", registry=r
         )
+        self.cpu_threads = Gauge(
+            "kaito_serve_cpu_threads", "torch threads of a CPU-only server (follows other load)", registry=r
+        )
         self.running = Gauge("kaito_serve_running_requests", "Requests in the running batch", registry=r)
         self.batch_size = Gauge("kaito_serve_batch_size", "Rows in the most recent decode step", registry=r)
         self.batch_size_hist = Histogram(

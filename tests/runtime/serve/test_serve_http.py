@@ -7,6 +7,7 @@ module; the module is one xdist group so only one worker starts it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -406,6 +407,8 @@ def test_health_root_and_metrics(server: ServerProcess) -> None:
     assert _metric(server, "kaito_serve_time_to_first_token_seconds_count") > 0
     assert _metric(server, "kaito_serve_model_load_seconds") > 0
     assert _metric(server, "kaito_serve_model_loaded") == 1
+    # A CPU-only server process runs the thread governor: its count is one of the usable cores'.
+    assert 1 <= _metric(server, "kaito_serve_cpu_threads") <= len(os.sched_getaffinity(0))
 
 
 # --------------------------------------------------------------------------- bad input
