@@ -197,7 +197,13 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
                 prompt_ids = prompt_ids[-keep:]
         params = _legacy_params(spec, len(prompt_ids), loaded, settings.limits.max_tokens_limit)
         stream = submit(
-            state, engine=engine, prompt_ids=prompt_ids, params=params, adapter=None, request=request
+            state,
+            engine=engine,
+            prompt_ids=prompt_ids,
+            params=params,
+            adapter=None,
+            request=request,
+            buffered=True,
         )
         result = await collect(request, stream)
         text = result.text
@@ -215,7 +221,13 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
             parsed.spec, len(prompt_ids), loaded, settings.limits.max_tokens_limit, "messages"
         )
         stream = submit(
-            state, engine=engine, prompt_ids=prompt_ids, params=params, adapter=adapter, request=request
+            state,
+            engine=engine,
+            prompt_ids=prompt_ids,
+            params=params,
+            adapter=adapter,
+            request=request,
+            buffered=not parsed.stream,
         )
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
@@ -267,7 +279,13 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
             parsed.spec, len(prompt_ids), loaded, settings.limits.max_tokens_limit, "prompt"
         )
         stream = submit(
-            state, engine=engine, prompt_ids=prompt_ids, params=params, adapter=adapter, request=request
+            state,
+            engine=engine,
+            prompt_ids=prompt_ids,
+            params=params,
+            adapter=adapter,
+            request=request,
+            buffered=not parsed.stream,
         )
         rid = f"cmpl-{uuid.uuid4().hex}"
         created = int(time.time())

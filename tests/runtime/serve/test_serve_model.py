@@ -221,6 +221,38 @@ def test_batched_engine_matches_greedy_generate(tiny_model_dir: Path) -> None:
         assert done.finish_reason == ("stop" if int(new[-1]) in loaded.eos_token_ids else "length")
 
 
+def test_a_buffered_answer_wakes_the_event_loop_once_with_the_same_text(tiny_model_dir: Path) -> None:
+    """Non-streamed answers keep token text on the engine's side: one loop wake-up per request."""
+    import asyncio
+
+    from kaito_runtime.serve.bridge import Stream
+
+    loaded = load_model(_settings(tiny_model_dir))
+    engine = Engine(loaded, max_batch_size=2, max_queue=2)
+    engine.start()
+    params = SamplingParams(max_new_tokens=20, min_new_tokens=20, do_sample=False)
+
+    async def run(buffered: bool) -> tuple[Stream, list[Event]]:
+        stream = Stream(asyncio.get_running_loop(), buffered)
+        ids = loaded.tokenizer("hello world")["input_ids"]
+        engine.submit(GenerationRequest(prompt_ids=ids, params=params, on_event=stream.on_event))
+        events: list[Event] = []
+        while not events or events[-1].kind == "token":
+            event = await asyncio.wait_for(stream.queue.get(), 120)
+            assert event is not None
+            events.append(event)
+        return stream, events
+
+    try:
+        _, streamed = asyncio.run(run(False))
+        buffered, delivered = asyncio.run(run(True))
+    finally:
+        engine.stop()
+    assert sum(e.kind == "token" for e in streamed) > 2  # streamed: the loop wakes for every token
+    assert [e.kind for e in delivered] == ["done"]  # buffered: only for the end
+    assert buffered.parts and "".join(buffered.parts) == _text(streamed)
+
+
 def test_long_generations_match_generate_across_kv_buffer_growth(tiny_model_dir: Path) -> None:
     """150 tokens cross the in-place KV buffer's capacity (prefill + 64 spare columns) at least once,
     while a short row retires from the same batch: the tokens are still generate's."""
