@@ -137,7 +137,17 @@ class ThreadGovernor:
         self.others = 0.0  # cores' worth of other processes' load at the last reading
         self._quiet = 0
         self._stale = False
-        self._last = self._sample()
+        # No readable per-CPU counters (not Linux, a locked-down /proc): stay at the starting count.
+        self.readable = True
+        self._last = (self.clock(), 0.0, 0)
+        self._resample()
+
+    def _resample(self) -> bool:
+        try:
+            self._last = self._sample()
+        except (OSError, ValueError, IndexError):
+            self.readable = False
+        return self.readable
 
     def pause(self) -> None:
         """The engine is going idle: the window up to its next tick says nothing about it."""
@@ -148,19 +158,21 @@ class ThreadGovernor:
 
     def tick(self) -> int:
         """Re-decide at most once per interval; returns the current thread count."""
-        if not self.budget.governed:
+        if not self.budget.governed or not self.readable:
             return self.threads
         if self._stale:
             self._stale = False
-            self._last = self._sample()
+            self._resample()
             return self.threads
         if self.clock() - self._last[0] < self.interval:
             return self.threads
-        now = self._sample()
-        wall = now[0] - self._last[0]
-        own = now[1] - self._last[1]
-        busy = (now[2] - self._last[2]) / self.hz
-        self._last = now
+        last = self._last
+        if not self._resample():
+            return self.threads
+        now = self._last
+        wall = now[0] - last[0]
+        own = now[1] - last[1]
+        busy = (now[2] - last[2]) / self.hz
         if wall <= 0:
             return self.threads
         self.others = max(0.0, (busy - own) / wall)

@@ -148,6 +148,19 @@ def test_governor_does_not_judge_a_window_the_engine_slept_through(tmp_path: Pat
     assert gov.tick() == 1 and m.applied == [2, 1]
 
 
+@pytest.mark.parametrize("content", [None, "cpu0 not numbers\n"])
+def test_governor_without_readable_counters_keeps_its_starting_count(
+    tmp_path: Path, content: str | None
+) -> None:
+    stat = tmp_path / "stat"
+    if content is not None:
+        stat.write_text(content)
+    clock = iter(range(100))
+    gov = ThreadGovernor(CpuBudget(frozenset({0, 1}), None), stat=stat, clock=lambda: float(next(clock)))
+    assert not gov.readable
+    assert [gov.tick() for _ in range(5)] == [1] * 5
+
+
 def test_governor_is_fixed_under_a_narrower_cgroup_limit(tmp_path: Path) -> None:
     m = _Machine(tmp_path / "stat", 4)
     gov = ThreadGovernor(CpuBudget(frozenset(range(4)), 2.0), stat=m.path, clock=lambda: m.now,
