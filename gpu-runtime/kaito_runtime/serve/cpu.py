@@ -81,7 +81,8 @@ class CpuBudget:
     @property
     def governed(self) -> bool:
         """Whether the other load on our CPUs tells us anything (no quota narrower than them)."""
-        return self.limit is None or math.ceil(self.limit) >= len(self.cpus)
+        # A fractional quota (1.5 CPUs on 2) throttles a second thread every period: not governed.
+        return self.limit is None or self.limit >= len(self.cpus)
 
     @classmethod
     def detect(cls, max_threads: int = 0) -> CpuBudget:

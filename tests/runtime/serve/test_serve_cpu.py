@@ -53,6 +53,7 @@ def test_cgroup_cpu_limit_reads_v2_and_v1(
         (8, None, 4, 4, True, 3),  # torch's default (physical cores) caps it
         (1, None, 0, 1, True, 1),
         (2, 0.5, 0, 1, False, 1),
+        (2, 1.5, 0, 2, False, 1),  # a fractional quota: a second thread would be throttled every period
     ],
 )
 def test_budget(
