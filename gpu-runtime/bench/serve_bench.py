@@ -253,9 +253,11 @@ class Server:
 
 def _cpu_threads(url: str) -> float:
     """kaito-serve's thread governor's current count, from its /metrics (NaN if absent)."""
-    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
-        if line.startswith("kaito_serve_cpu_threads "):
-            return float(line.split()[1])
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        if family.name == "kaito_serve_cpu_threads" and family.samples:
+            return float(family.samples[0].value)
     return float("nan")
 
 
@@ -407,6 +409,7 @@ def measure(prompt_len: int, output_len: int, levels: tuple[int, ...], rounds: i
         "server_threads": server_threads,
         "default_threads": default_threads,
         "load_before": os.getloadavg()[0],
+        "cores": os.cpu_count() or 1,
         "threads_seen": {"on": {str(c): [] for c in levels}, "off": {str(c): [] for c in levels}},
         "on": {str(c): [] for c in levels},
         "off": {str(c): [] for c in levels},
@@ -602,7 +605,7 @@ def _flags(run: dict[str, Any]) -> str:
 
 
 def _host_note(run: dict[str, Any]) -> str:
-    cores = os.cpu_count() or 1
+    cores = run.get("cores") or os.cpu_count() or 1  # the measuring machine's, when re-rendered from JSON
     before = run.get("load_before", float("nan"))
     if before < 0.25 * cores:
         return (f"The host was otherwise idle when the run began (load average {before:.2f}); other jobs can still "

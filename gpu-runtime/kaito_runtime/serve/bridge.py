@@ -151,21 +151,19 @@ async def watch_disconnect(request: Request, stream: Stream) -> None:
 
 
 async def collect(request: Request, stream: Stream) -> Result:
-    """The whole (non-streamed) answer; ClientGoneError if the client went away first."""
-    parts = stream.parts
+    """The whole (non-streamed) answer of a buffered stream; ClientGoneError if the client went away first."""
+    assert stream.buffered, "collect() reads the text a buffered stream holds"
     watcher = asyncio.create_task(watch_disconnect(request, stream))
     try:
         while True:
             event = await stream.queue.get()
             if event is None:
                 raise ClientGoneError
-            if event.kind == "token":
-                parts.append(event.text)
-            elif event.kind == "error":
+            if event.kind == "error":
                 raise APIError(500, event.message, type="server_error")
-            else:
+            if event.kind != "token":  # a buffered stream queues only its final event
                 return Result(
-                    "".join(parts),
+                    "".join(stream.parts),
                     event.finish_reason or "stop",
                     event.prompt_tokens,
                     event.completion_tokens,

@@ -98,6 +98,17 @@ class _Machine:
         return gov
 
 
+def _at_two_threads(tmp_path: Path) -> tuple[_Machine, ThreadGovernor]:
+    """A 2-CPU machine whose governor has stepped up to 2 threads after two quiet readings."""
+    m = _Machine(tmp_path / "stat", 2)
+    gov = m.governor()
+    for _ in range(2):
+        m.advance(1.0, own_cores=1.0, other_cores=0.0)
+        gov.tick()
+    assert gov.threads == 2
+    return m, gov
+
+
 def test_governor_uses_every_core_on_a_quiet_host_after_two_quiet_readings(tmp_path: Path) -> None:
     m = _Machine(tmp_path / "stat", 2)
     gov = m.governor()
@@ -112,12 +123,7 @@ def test_governor_uses_every_core_on_a_quiet_host_after_two_quiet_readings(tmp_p
 
 
 def test_governor_steps_down_at_once_when_another_process_takes_a_core(tmp_path: Path) -> None:
-    m = _Machine(tmp_path / "stat", 2)
-    gov = m.governor()
-    for _ in range(2):
-        m.advance(1.0, own_cores=1.0, other_cores=0.0)
-        gov.tick()
-    assert gov.threads == 2
+    m, gov = _at_two_threads(tmp_path)
     m.advance(1.0, own_cores=1.3, other_cores=0.7)  # a saturated host, a third of it someone else's
     assert gov.tick() == 1 and m.applied == [2, 1]
     # It stays down while the other load stays, and a single quiet second does not bring it back.
@@ -131,12 +137,7 @@ def test_governor_steps_down_at_once_when_another_process_takes_a_core(tmp_path:
 
 
 def test_governor_does_not_judge_a_window_the_engine_slept_through(tmp_path: Path) -> None:
-    m = _Machine(tmp_path / "stat", 2)
-    gov = m.governor()
-    for _ in range(2):
-        m.advance(1.0, own_cores=1.0, other_cores=0.0)
-        gov.tick()
-    assert gov.threads == 2
+    m, gov = _at_two_threads(tmp_path)
     gov.pause()
     m.advance(5.0, own_cores=0.0, other_cores=2.0)  # another server's burst while this one was idle
     assert gov.tick() == 2  # the window restarts here
