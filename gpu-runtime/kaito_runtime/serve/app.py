@@ -49,6 +49,8 @@ def create_app(settings: Settings, model_loader: ModelLoader = load_model) -> Fa
         try:
             loaded = model_loader(settings)
             governor = ThreadGovernor(loaded.cpu) if loaded.cpu is not None else None
+            if governor is not None:
+                metrics.cpu_threads.set(governor.threads)  # before the first request, not 0
             engine = Engine(
                 loaded, settings.limits.max_batch_size, settings.limits.max_queue, metrics, governor
             )
